@@ -1,0 +1,5 @@
+import sys
+
+from clf_analysis.cli import main
+
+sys.exit(main())
