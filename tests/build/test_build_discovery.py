@@ -1,0 +1,93 @@
+"""Build ids and finding the package of a build under the MIDAS base path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clf_analysis.build import BuildNotFound, InvalidBuildId, find_build_package, validate_build_id
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("14", "14"),
+        (14, "14"),
+        ("build-14_v2.1", "build-14_v2.1"),
+        ("a" * 64, "a" * 64),
+        ("x.", "x."),
+    ],
+)
+def test_valid_build_ids(value: str | int, expected: str) -> None:
+    assert validate_build_id(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["../x", "a/b", "a\\b", "..", ".", ".hidden", "a" * 65, "", "bäd", "١٢", "a b", "14\n", True],
+)
+def test_invalid_build_ids(value: object) -> None:
+    with pytest.raises(InvalidBuildId):
+        validate_build_id(value)  # type: ignore[arg-type]
+
+
+def test_invalid_build_id_is_a_value_error_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match=r"invalid build id '\.\./x'"):
+        validate_build_id("../x")
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PK")
+    return path
+
+
+def test_missing_folder_is_not_found_and_never_created(tmp_path: Path) -> None:
+    with pytest.raises(BuildNotFound, match="no folder"):
+        find_build_package(tmp_path, "77")
+    assert not (tmp_path / "77").exists()
+
+
+def test_folder_without_package_has_its_own_message(tmp_path: Path) -> None:
+    (tmp_path / "77").mkdir()
+    _touch(tmp_path / "77" / "notes.txt")
+    with pytest.raises(BuildNotFound, match=r"no \.abp package"):
+        find_build_package(tmp_path, "77")
+
+
+def test_single_package_is_found(tmp_path: Path) -> None:
+    abp = _touch(tmp_path / "77" / "preprocess build-77.abp")
+    assert find_build_package(tmp_path, "77") == abp.resolve()
+
+
+def test_package_whose_name_contains_the_id_is_preferred(tmp_path: Path) -> None:
+    _touch(tmp_path / "77" / "a-other.abp")
+    wanted = _touch(tmp_path / "77" / "preprocess build-77.abp")
+    _touch(tmp_path / "77" / "z build-77 copy.abp")
+    assert find_build_package(tmp_path, "77") == wanted.resolve()
+
+
+def test_without_id_in_any_name_the_first_sorted_wins(tmp_path: Path) -> None:
+    _touch(tmp_path / "77" / "b.abp")
+    first = _touch(tmp_path / "77" / "a.abp")
+    assert find_build_package(tmp_path, "77") == first.resolve()
+
+
+def test_traversal_id_is_rejected_before_touching_the_disk(tmp_path: Path) -> None:
+    with pytest.raises(InvalidBuildId):
+        find_build_package(tmp_path / "base", "../outside")
+
+
+def test_symlinked_package_outside_base_is_refused(tmp_path: Path) -> None:
+    outside = _touch(tmp_path / "elsewhere" / "secret.abp")
+    (tmp_path / "base" / "77").mkdir(parents=True)
+    (tmp_path / "base" / "77" / "build-77.abp").symlink_to(outside)
+    with pytest.raises(BuildNotFound, match="outside"):
+        find_build_package(tmp_path / "base", "77")
+
+
+def test_directory_named_abp_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "77" / "dir-77.abp").mkdir(parents=True)
+    real = _touch(tmp_path / "77" / "x.abp")
+    assert find_build_package(tmp_path, "77") == real.resolve()
