@@ -1,1 +1,29 @@
-"""clf layer."""
+"""The CLF layer-file format: read, write, value types. No policy, no I/O beyond bytes/paths."""
+
+from clf_analysis.clf.errors import CLFFormatError
+from clf_analysis.clf.types import (
+    Box,
+    ClusterType,
+    Layer,
+    LoopArray,
+    Model,
+    PolygonFormat,
+    PolygonType,
+    Shape,
+    ShapeKind,
+)
+from clf_analysis.clf.writer import write_clf
+
+__all__ = [
+    "Box",
+    "CLFFormatError",
+    "ClusterType",
+    "Layer",
+    "LoopArray",
+    "Model",
+    "PolygonFormat",
+    "PolygonType",
+    "Shape",
+    "ShapeKind",
+    "write_clf",
+]
