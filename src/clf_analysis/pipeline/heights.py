@@ -1,0 +1,67 @@
+"""Layer-height grids and the names heights take in output files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+DECIMALS = 4
+
+
+def height_name(z: float) -> str:
+    """`z` rounded to 4 decimals and written as Python's str(float) writes it (OUTPUTS.md)."""
+    return str(round(float(z), DECIMALS))
+
+
+def layer_grid(thickness: float, top: float) -> np.ndarray:
+    """Every layer height from one thickness up to the highest layer, on the thickness grid.
+
+    Heights are k × thickness computed in float64 and rounded to 4 decimals, so that the
+    names are the ones a person expects (0.15, not 0.15000000000000002).
+    """
+    if not (thickness > 0 and math.isfinite(thickness)):
+        raise ValueError(f"layer thickness must be a positive number, got {thickness!r}")
+    if top < thickness:
+        return np.empty(0, dtype=np.float64)
+    # float32 tops (e.g. 20.000000298) must not add a layer above the build.
+    count = math.floor(round(top / thickness, 6))
+    return np.round(np.arange(1, count + 1, dtype=np.float64) * thickness, DECIMALS)
+
+
+def every(interval: float, start: float, top: float) -> list[float]:
+    """start, start + interval, … up to top inclusive (rounded to 4 decimals)."""
+    if not (interval > 0):
+        raise ValueError(f"interval must be > 0, got {interval!r}")
+    count = math.floor(round((top - start) / interval, 6))
+    return [round(float(start) + i * float(interval), DECIMALS) for i in range(max(count, -1) + 1)]
+
+
+def clean_platform_heights(top: float, requested: Iterable[float] | None = None) -> list[float]:
+    """Heights of the clean plate images: every 5 mm from 1 mm to the top, unless requested."""
+    if requested is not None:
+        return sorted({round(float(h), DECIMALS) for h in requested})
+    return every(5.0, 1.0, top) if top >= 1.0 else []
+
+
+def hole_view_heights(
+    top: float, interval: float, requested: Iterable[float] | None = None
+) -> list[float]:
+    """Heights of the holes views: every `interval` mm from 0 to the top, plus requested ones."""
+    heights = set(every(interval, 0.0, top))
+    if requested is not None:
+        heights.update(round(float(h), DECIMALS) for h in requested)
+    return sorted(heights)
+
+
+def snap_to_grid(z: float, grid: np.ndarray) -> int | None:
+    """Index of the grid height nearest to z (ties: the lower), None for an empty grid."""
+    if grid.size == 0:
+        return None
+    i = int(np.searchsorted(grid, z))
+    if i == 0:
+        return 0
+    if i >= grid.size:
+        return grid.size - 1
+    return i - 1 if (z - grid[i - 1]) <= (grid[i] - z) else i
