@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from clf_analysis.pipeline.heights import (
+    clean_platform_heights,
+    every,
+    height_name,
+    hole_view_heights,
+    layer_grid,
+    snap_to_grid,
+)
+
+
+def test_height_names_follow_python_str_of_rounded_float():
+    assert [height_name(z) for z in (0.05, 0.1, 1, 73.35, 0.15000000000000002)] == [
+        "0.05",
+        "0.1",
+        "1.0",
+        "73.35",
+        "0.15",
+    ]
+    assert height_name(np.float32(0.05)) == "0.05"
+
+
+def test_layer_grid_starts_at_one_thickness_and_ignores_float32_noise_at_the_top():
+    grid = layer_grid(0.05, float(np.float32(20.0)) + 3e-7)
+    assert grid.size == 400
+    assert grid[0] == 0.05 and grid[-1] == 20.0
+    assert height_name(grid[2]) == "0.15"
+
+
+def test_layer_grid_rejects_non_positive_thickness():
+    with pytest.raises(ValueError, match="thickness"):
+        layer_grid(0.0, 10)
+
+
+def test_clean_platform_heights_every_5mm_from_1mm_past_196():
+    heights = clean_platform_heights(200.0)
+    assert heights[0] == 1.0 and heights[-1] == 196.0
+    taller = clean_platform_heights(215.0)
+    assert taller[-1] == 211.0
+    assert all(isinstance(h, float) for h in taller)
+
+
+def test_hole_view_heights_from_zero_to_top_plus_requested():
+    assert hole_view_heights(25.0, 10) == [0.0, 10.0, 20.0]
+    assert hole_view_heights(25.0, 10, [13.4]) == [0.0, 10.0, 13.4, 20.0]
+    assert every(7, 0, 20) == [0.0, 7.0, 14.0]
+
+
+def test_snap_to_grid_prefers_lower_on_ties():
+    grid = np.array([0.1, 0.2, 0.3])
+    assert snap_to_grid(0.15, grid) == 0
+    assert snap_to_grid(0.16, grid) == 1
+    assert snap_to_grid(5.0, grid) == 2
+    assert snap_to_grid(0.0, grid) == 0
+    assert snap_to_grid(1.0, np.array([])) is None
