@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from clf_analysis.clf import Box, Layer, Model, Shape, write_clf
+from clf_analysis.clf import Box, Layer, Model, Shape, open_clf, write_clf
 from clf_analysis.clf.lfint import encode_lfint, encode_lfint_width
 
 from .builders import PART, SQUARE, WORKED_EXAMPLE, sample_layers
@@ -45,8 +45,6 @@ def test_writes_to_path_and_file_object(tmp_path) -> None:
 def test_seek_offset_fixpoint_across_width_boundary() -> None:
     # Grow the layer section until the seek-table offset needs a wider lf_int; the
     # header's child 5 must still name the byte where the seek table starts.
-    open_clf = pytest.importorskip("clf_analysis.clf.reader").open_clf
-
     for n in (1, 2, 3, 200, 1000, 2100):
         pts = np.zeros((n, 2), dtype=np.float32)
         pts[:, 0] = np.arange(n)
@@ -79,8 +77,6 @@ def test_duplicate_model_ids_rejected() -> None:
 
 
 def test_default_box_covers_points_and_layers() -> None:
-    open_clf = pytest.importorskip("clf_analysis.clf.reader").open_clf
-
     m = Model(3, "M", Box(0, 0, 0, 1, 1, 1), 0.1)
     sq = SQUARE + np.float32(5)
     data = write_clf(None, models=[m], layers=[Layer(0.3, (Shape(3, "model", (sq,)),))])
@@ -89,8 +85,6 @@ def test_default_box_covers_points_and_layers() -> None:
 
 
 def test_empty_file_has_header_seek_table_and_end() -> None:
-    open_clf = pytest.importorskip("clf_analysis.clf.reader").open_clf
-
     clf = open_clf(write_clf(None, models=[], layers=[]))
     assert len(clf) == 0
     assert list(clf) == []

@@ -1,6 +1,7 @@
 """The CLF layer-file format: read, write, value types. No policy, no I/O beyond bytes/paths."""
 
 from clf_analysis.clf.errors import CLFFormatError
+from clf_analysis.clf.reader import CLFFile, open_clf
 from clf_analysis.clf.types import (
     Box,
     ClusterType,
@@ -16,6 +17,7 @@ from clf_analysis.clf.writer import write_clf
 
 __all__ = [
     "Box",
+    "CLFFile",
     "CLFFormatError",
     "ClusterType",
     "Layer",
@@ -25,5 +27,6 @@ __all__ = [
     "PolygonType",
     "Shape",
     "ShapeKind",
+    "open_clf",
     "write_clf",
 ]

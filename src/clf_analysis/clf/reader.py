@@ -1,0 +1,620 @@
+"""Reading CLF files (spec §1–§5): lazy open, layers by index or height, z-order iteration.
+
+Opening parses the header and the seek table only; each layer is decoded when asked for,
+its point buffer in one `np.frombuffer` call, its loops as views of that buffer. Paths are
+memory-mapped, so a layer costs only the pages it touches.
+
+Index decision: the seek table (header child 5) is the index. A header without child 5,
+or `open_clf(..., scan=True)`, builds the index by walking the top-level sections by
+their lengths instead (layers indexed, seek tables ignored, end marker required); a
+child 5 whose offset is wrong is an error, not a reason to fall back, because it means
+the file is damaged.
+
+Every malformed byte string ends in `CLFFormatError`; lengths are checked against the
+bytes present before anything is sliced, so no length field can make the reader
+allocate more than the input holds, and every loop advances by at least one byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from clf_analysis.clf.errors import CLFFormatError
+from clf_analysis.clf.types import (
+    Box,
+    ClusterType,
+    Layer,
+    LoopArray,
+    Model,
+    PolygonFormat,
+    PolygonType,
+    Shape,
+    ShapeKind,
+)
+
+_F32 = struct.Struct("<f")
+_BOX = struct.Struct("<6f")
+_WEB_KINDS: tuple[ShapeKind, ...] = ("closed", "open", "dashed")
+_FORMATS = tuple(PolygonFormat)
+_EMPTY_POINTS: LoopArray = np.empty((0, 2), dtype=np.float32)
+_EMPTY_POINTS.flags.writeable = False
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+
+
+def z_tolerance(z: float) -> float:
+    """Tolerance for comparing layer heights: 4 float32 ulps at |z| (at least at 1 mm)."""
+    return 4.0 * float(np.spacing(np.float32(max(abs(z), 1.0))))
+
+
+class _Buffer:
+    """The bytes of one file plus the helpers that read primitives from them safely."""
+
+    __slots__ = ("data", "size", "source")
+
+    def __init__(self, data: bytes | mmap.mmap, source: str) -> None:
+        self.data = data
+        self.size = len(data)
+        self.source = source
+
+    def error(self, offset: int, expected: str) -> CLFFormatError:
+        return CLFFormatError(self.source, offset, expected)
+
+    def lfint(self, pos: int, end: int, what: str) -> tuple[int, int]:
+        """Decode one lf_int at `pos` that must end by `end`; returns (value, next pos)."""
+        if pos >= end:
+            raise self.error(pos, f"expected {what} (lf_int), found the end of its section")
+        b0 = self.data[pos]
+        n = b0 >> 5
+        if n == 0:
+            return b0, pos + 1
+        stop = pos + 1 + n
+        if stop > end:
+            raise self.error(
+                pos, f"expected {what}: an lf_int of {n + 1} bytes, only {end - pos} remain"
+            )
+        return ((b0 & 0x1F) << (8 * n)) | int.from_bytes(self.data[pos + 1 : stop], "big"), stop
+
+    def section(self, pos: int, end: int, what: str) -> tuple[int, int, int]:
+        """Read a section head at `pos` inside a parent ending at `end`: (id, body, body end)."""
+        sid, p = self.lfint(pos, end, f"{what} id")
+        length, body = self.lfint(p, end, f"length of {what} section {sid}")
+        body_end = body + length
+        if body_end > end:
+            raise self.error(
+                p,
+                f"{what} section {sid} of length {length} to end within its parent "
+                f"(byte {end}), but it runs to byte {body_end}",
+            )
+        return sid, body, body_end
+
+    def lfint_body(self, body: int, end: int, what: str) -> int:
+        value, p = self.lfint(body, end, what)
+        if p != end:
+            raise self.error(
+                p, f"{what}: one lf_int filling its section, found {end - p} more bytes"
+            )
+        return value
+
+    def float_body(self, body: int, end: int, what: str) -> float:
+        if end - body != 4:
+            raise self.error(body, f"{what}: a 4-byte float, section has {end - body} bytes")
+        (value,) = _F32.unpack_from(self.data, body)
+        if not math.isfinite(value):
+            raise self.error(body, f"{what}: a finite float, found {value}")
+        return float(value)
+
+    def box_body(self, body: int, end: int, what: str) -> Box:
+        if end - body != 24:
+            raise self.error(body, f"{what}: 6 floats (24 bytes), section has {end - body} bytes")
+        values = _BOX.unpack_from(self.data, body)
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                raise self.error(body + 4 * i, f"{what}: finite floats, found {v}")
+        return Box(*(float(v) for v in values))
+
+
+def _decode_text(raw: bytes, utf16: bool, what: str, offset: int, warn: list[str]) -> str:
+    """Names and comments are informational: bad encodings become U+FFFD plus a warning."""
+    if utf16:
+        codec = "utf-16-le"
+        if raw[:2] == b"\xff\xfe":
+            raw = raw[2:]
+        elif raw[:2] == b"\xfe\xff":
+            raw, codec = raw[2:], "utf-16-be"
+    else:
+        codec = "utf-8"
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        warn.append(f"byte {offset}: {what} is not valid {codec}; undecodable bytes replaced")
+        return raw.decode(codec, errors="replace")
+
+
+class CLFFile:
+    """An open CLF file: header values, a z-ordered layer index, layers decoded on demand.
+
+    Layers come back in z order (stable for equal heights). `thickness` is the smallest
+    model thickness, 0.0 when the file declares no models (then `find` only returns
+    layers at the exact height, within float32 tolerance).
+    """
+
+    source_name: str
+    name: str
+    version: tuple[int, int]
+    declared_layer_count: int | None
+    box: Box
+    models: dict[int, Model]
+    comment: str | None
+    thickness: float
+    zs: npt.NDArray[np.float32]
+
+    def __init__(self, buf: _Buffer, *, scan: bool = False, closer: mmap.mmap | None = None):
+        self._buf = buf
+        self._closer = closer
+        self._warnings: list[str] = []
+        self._warned: set[str] = set()
+        self.source_name = buf.source
+        header_end, seek_offset = self._parse_header()
+        if seek_offset is None or scan:
+            if seek_offset is None:
+                self._warn("header has no seek-table offset (id 5); layers indexed by scanning")
+            entries = self._scan(header_end)
+        else:
+            entries = self._parse_seek_table(seek_offset, header_end)
+        if self.declared_layer_count is not None and self.declared_layer_count != len(entries):
+            self._warn(
+                f"header declares {self.declared_layer_count} layers, "
+                f"the index holds {len(entries)}"
+            )
+        zs = np.array([z for z, _ in entries], dtype=np.float32)
+        order = np.argsort(zs, kind="stable")
+        self.zs = zs[order]
+        self.zs.flags.writeable = False
+        self._zs64 = self.zs.astype(np.float64)
+        self._offsets = [entries[i][1] for i in order.tolist()]
+        self.thickness = min((m.thickness for m in self.models.values()), default=0.0)
+
+    # -- header and index -------------------------------------------------------------
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warnings.append(message)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Things the reader skipped or tolerated (unknown sections, count mismatches…)."""
+        return list(self._warnings)
+
+    def _parse_header(self) -> tuple[int, int | None]:
+        buf = self._buf
+        sid, body, end = buf.section(0, buf.size, "file header")
+        if sid != 0:
+            raise buf.error(0, f"a header section (id 0) at the start of the file, found id {sid}")
+        name: str | None = None
+        version: tuple[int, int] | None = None
+        box: Box | None = None
+        seek_offset: int | None = None
+        text_warnings: list[str] = []
+        self.declared_layer_count = None
+        self.comment = None
+        models: dict[int, Model] = {}
+        pos = body
+        while pos < end:
+            cid, cbody, cend = buf.section(pos, end, "header child")
+            if cid == 0:
+                raw = bytes(buf.data[cbody:cend])
+                if raw.endswith(b"\x00"):
+                    raw = raw[:-1]
+                else:
+                    self._warn(f"byte {cbody}: file name lacks its NUL terminator")
+                name = _decode_text(raw, False, "file name", cbody, text_warnings)
+            elif cid == 1:
+                major, p = buf.lfint(cbody, cend, "major version")
+                minor = buf.lfint_body(p, cend, "minor version")
+                version = (major, minor)
+            elif cid == 2:
+                self.declared_layer_count = buf.lfint_body(cbody, cend, "layer count")
+            elif cid == 3:
+                box = buf.box_body(cbody, cend, "file bounding box")
+            elif cid == 4:
+                model = self._parse_model(cbody, cend, text_warnings)
+                if model.id in models:
+                    raise buf.error(cbody, f"unique model ids, model {model.id} is declared twice")
+                models[model.id] = model
+            elif cid == 5:
+                seek_offset = buf.lfint_body(cbody, cend, "seek-table offset")
+            elif cid == 6:
+                raw = bytes(buf.data[cbody:cend])
+                self.comment = _decode_text(raw, True, "comment", cbody, text_warnings)
+            else:
+                self._warn(f"byte {pos}: unknown header section {cid} skipped")
+            pos = cend
+        for w in text_warnings:
+            self._warn(w)
+        if box is None:
+            raise buf.error(body, "a file bounding box (header child 3), none found")
+        if name is None:
+            self._warn("header has no file name (id 0)")
+        if version is None:
+            self._warn("header has no version (id 1)")
+        self.name = name or ""
+        self.version = version or (0, 0)
+        self.box = box
+        self.models = dict(sorted(models.items()))
+        return end, seek_offset
+
+    def _parse_model(self, body: int, end: int, text_warnings: list[str]) -> Model:
+        buf = self._buf
+        mid: int | None = None
+        name = ""
+        box: Box | None = None
+        thickness: float | None = None
+        pos = body
+        while pos < end:
+            cid, cbody, cend = buf.section(pos, end, "model info child")
+            if cid == 0:
+                mid = buf.lfint_body(cbody, cend, "model id")
+            elif cid == 1:
+                raw = bytes(buf.data[cbody:cend])
+                name = _decode_text(raw, True, "model name", cbody, text_warnings)
+            elif cid == 2:
+                box = buf.box_body(cbody, cend, "model bounding box")
+            elif cid == 3:
+                thickness = buf.float_body(cbody, cend, "model layer thickness")
+            else:
+                self._warn(f"byte {pos}: unknown model info section {cid} skipped")
+            pos = cend
+        if mid is None:
+            raise buf.error(body, "a model id (model info child 0), none found")
+        if box is None:
+            raise buf.error(body, f"a bounding box for model {mid} (child 2), none found")
+        if thickness is None:
+            raise buf.error(body, f"a layer thickness for model {mid} (child 3), none found")
+        return Model(id=mid, name=name, box=box, thickness=thickness)
+
+    def _check_layer_offset(self, offset: int, header_end: int, entry: int) -> None:
+        buf = self._buf
+        if not header_end <= offset < buf.size:
+            raise buf.error(
+                entry,
+                f"a layer offset between the header end ({header_end}) and the file end "
+                f"({buf.size}), found {offset}",
+            )
+        sid, _ = buf.lfint(offset, buf.size, "layer id")
+        if sid != 2:
+            raise buf.error(
+                offset, f"a layer section (id 2) as the seek entry says, found id {sid}"
+            )
+        buf.section(offset, buf.size, "layer")
+
+    def _parse_seek_table(self, offset: int, header_end: int) -> list[tuple[float, int]]:
+        buf = self._buf
+        if not header_end <= offset < buf.size:
+            raise buf.error(
+                offset,
+                f"the seek table after the header (byte {header_end}) and inside the file "
+                f"({buf.size} bytes), as header child 5 says",
+            )
+        sid, body, end = buf.section(offset, buf.size, "seek table")
+        if sid != 1:
+            raise buf.error(offset, f"a seek table (id 1) as header child 5 says, found id {sid}")
+        entries: list[tuple[float, int]] = []
+        pos = body
+        while pos < end:
+            eid, ebody, eend = buf.section(pos, end, "seek table entry")
+            if eid != 0:
+                self._warn(f"byte {pos}: unknown seek table section {eid} skipped")
+                pos = eend
+                continue
+            z: float | None = None
+            layer_offset: int | None = None
+            p = ebody
+            while p < eend:
+                cid, cbody, cend = buf.section(p, eend, "seek entry child")
+                if cid == 0:
+                    z = buf.float_body(cbody, cend, "seek entry layer z")
+                elif cid == 1:
+                    layer_offset = buf.lfint_body(cbody, cend, "seek entry layer offset")
+                else:
+                    self._warn(f"byte {p}: unknown seek entry section {cid} skipped")
+                p = cend
+            if z is None or layer_offset is None:
+                raise buf.error(pos, "a seek entry with a layer z (0) and a layer offset (1)")
+            self._check_layer_offset(layer_offset, header_end, pos)
+            entries.append((z, layer_offset))
+            pos = eend
+        return entries
+
+    def _scan(self, header_end: int) -> list[tuple[float, int]]:
+        buf = self._buf
+        entries: list[tuple[float, int]] = []
+        pos = header_end
+        while True:
+            if pos >= buf.size:
+                raise buf.error(pos, "the end-of-file marker (3), the file ends before it")
+            sid, p = buf.lfint(pos, buf.size, "top-level section id")
+            if sid == 3:
+                if p != buf.size:
+                    self._warn(f"byte {p}: {buf.size - p} bytes after the end-of-file marker")
+                return entries
+            sid, body, end = buf.section(pos, buf.size, "top-level")
+            if sid == 2:
+                entries.append((self._layer_z(body, end), pos))
+            elif sid != 1:
+                self._warn(f"byte {pos}: unknown top-level section {sid} skipped")
+            pos = end
+
+    def _layer_z(self, body: int, end: int) -> float:
+        buf = self._buf
+        pos = body
+        while pos < end:
+            cid, cbody, cend = buf.section(pos, end, "layer child")
+            if cid == 0:
+                return buf.float_body(cbody, cend, "layer z")
+            pos = cend
+        raise buf.error(body, "a layer z (layer child 0), none found")
+
+    # -- layers -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def layer(self, i: int) -> Layer:
+        """The i-th layer in z order (negative indices count from the top)."""
+        return self._parse_layer(self._offsets[i])
+
+    def __iter__(self) -> Iterator[Layer]:
+        for offset in self._offsets:
+            yield self._parse_layer(offset)
+
+    def find(self, z: float) -> Layer:
+        """The layer at height z by the rules of spec §4; an empty Layer where there is none.
+
+        Outside the file box's z range (inclusive) or farther than `thickness` from every
+        layer: empty. Otherwise the nearest layer; equal distances (within float32
+        tolerance, see `z_tolerance`) choose the lower layer.
+        """
+        z = float(z)
+        with np.errstate(over="ignore"):
+            empty = Layer(z=float(np.float32(z)), shapes=())
+        n = len(self._offsets)
+        if n == 0 or not math.isfinite(z):
+            return empty
+        tol = z_tolerance(z)
+        if z < self.box.min_z - tol or z > self.box.max_z + tol:
+            return empty
+        zs = self._zs64
+        i = int(np.searchsorted(zs, z))
+        best: int
+        if i == 0:
+            best = 0
+        elif i == n:
+            best = n - 1
+        else:
+            below, above = z - zs[i - 1], zs[i] - z
+            best = i if above < below - tol else i - 1
+        if abs(zs[best] - z) > self.thickness + tol:
+            return empty
+        return self._parse_layer(self._offsets[best])
+
+    def _parse_layer(self, offset: int) -> Layer:
+        buf = self._buf
+        section = buf.section
+        _, body, end = section(offset, buf.size, "layer")
+        where = f"(layer at byte {offset})"
+        z: float | None = None
+        count: int | None = None
+        points_at: int | None = None
+        # (cluster offset, model id, cluster type, [(polygon offset, type, format, count)])
+        clusters: list[tuple[int, int, int, list[tuple[int, int, int, int]]]] = []
+        pos = body
+        while pos < end:
+            cid, cbody, cend = section(pos, end, "layer child")
+            if cid == 2:
+                clusters.append(self._parse_cluster(pos, cbody, cend, where))
+            elif cid == 3:
+                if count is None:
+                    raise buf.error(
+                        pos, f"the point count (layer child 1) before the points {where}"
+                    )
+                if points_at is not None:
+                    raise buf.error(pos, f"one point buffer per layer, found a second {where}")
+                if cend - cbody != 8 * count:
+                    raise buf.error(
+                        cbody,
+                        f"a point buffer of 8 x {count} = {8 * count} bytes, "
+                        f"found {cend - cbody} {where}",
+                    )
+                points_at = cbody
+            elif cid == 0:
+                z = buf.float_body(cbody, cend, f"layer z {where}")
+            elif cid == 1:
+                count = buf.lfint_body(cbody, cend, f"layer point count {where}")
+            else:
+                self._warn(f"byte {pos}: unknown layer section {cid} skipped {where}")
+            pos = cend
+        if z is None:
+            raise buf.error(body, f"a layer z (layer child 0) {where}")
+        if points_at is None:
+            if count:
+                raise buf.error(body, f"a point buffer for the {count} points declared {where}")
+            count = 0
+        assert count is not None
+        points = (
+            np.frombuffer(buf.data, dtype="<f4", count=2 * count, offset=points_at).reshape(-1, 2)
+            if count and points_at is not None
+            else _EMPTY_POINTS
+        )
+        if count and not np.isfinite(points).all():
+            bad = int(np.flatnonzero(~np.isfinite(points.ravel()))[0])
+            assert points_at is not None
+            raise buf.error(points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}")
+        models = self.models
+        shapes: list[Shape] = []
+        used = 0
+        for coffset, model_id, ctype, polygons in clusters:
+            if model_id not in models:
+                raise buf.error(
+                    coffset,
+                    f"a cluster naming a model of the header, model {model_id} is unknown {where}",
+                )
+            loops: list[LoopArray] = []
+            for poffset, _ptype, _fmt, npoints in polygons:
+                if used + npoints > count:
+                    raise buf.error(
+                        poffset,
+                        f"polygons within the layer's {count} points, this one needs "
+                        f"points {used}..{used + npoints - 1} {where}",
+                    )
+                loops.append(points[used : used + npoints])
+                used += npoints
+            if ctype == 0:
+                shapes.append(Shape(model_id, "model", tuple(loops), PolygonFormat.CLOSED))
+            elif ctype == 2:
+                for (_, _, fmt, _), loop in zip(polygons, loops, strict=True):
+                    shapes.append(Shape(model_id, _WEB_KINDS[fmt], (loop,), _FORMATS[fmt]))
+            else:
+                for (_, _, fmt, _), loop in zip(polygons, loops, strict=True):
+                    shapes.append(Shape(model_id, "support", (loop,), _FORMATS[fmt]))
+        if used != count:
+            self._warn(f"byte {offset}: polygons use {used} of the layer's {count} points {where}")
+        return Layer(z=z, shapes=tuple(shapes))
+
+    def _parse_cluster(
+        self, offset: int, body: int, end: int, where: str
+    ) -> tuple[int, int, int, list[tuple[int, int, int, int]]]:
+        buf = self._buf
+        section = buf.section
+        lfint_body = buf.lfint_body
+        model_id: int | None = None
+        ctype: int | None = None
+        polygons: list[tuple[int, int, int, int]] = []
+        pos = body
+        while pos < end:
+            cid, cbody, cend = section(pos, end, "cluster child")
+            if cid == 2:
+                ptype = fmt = npoints = None
+                compression = 0
+                p = cbody
+                while p < cend:
+                    pid, pbody, pend = section(p, cend, "polygon child")
+                    if pid == 0:
+                        ptype = lfint_body(pbody, pend, "polygon type")
+                        if ptype > 2:
+                            raise buf.error(pbody, f"polygon type 0, 1 or 2, found {ptype} {where}")
+                    elif pid == 1:
+                        fmt = lfint_body(pbody, pend, "polygon format")
+                        if fmt > 2:
+                            raise buf.error(pbody, f"polygon format 0, 1 or 2, found {fmt} {where}")
+                    elif pid == 3:
+                        npoints = lfint_body(pbody, pend, "polygon point count")
+                    elif pid == 2:
+                        compression = lfint_body(pbody, pend, "polygon compression")
+                        if compression != 0:
+                            raise buf.error(
+                                pbody,
+                                f"compression 0 (no other value is known), found {compression} "
+                                f"{where}",
+                            )
+                    else:
+                        self._warn(f"byte {p}: unknown polygon section {pid} skipped {where}")
+                    p = pend
+                if ptype is None or fmt is None or npoints is None:
+                    raise buf.error(
+                        pos, f"a polygon with type (0), format (1) and point count (3) {where}"
+                    )
+                if not polygons and ctype == ClusterType.MODEL and ptype != PolygonType.OUTLOOP:
+                    raise buf.error(
+                        pos,
+                        f"an OUTLOOP as the first polygon of a MODEL cluster, found "
+                        f"{PolygonType(ptype).name} {where}",
+                    )
+                polygons.append((pos, ptype, fmt, npoints))
+            elif cid == 0:
+                model_id = lfint_body(cbody, cend, "cluster model id")
+            elif cid == 1:
+                ctype = lfint_body(cbody, cend, "cluster type")
+                if ctype > 2:
+                    raise buf.error(cbody, f"cluster type 0, 1 or 2, found {ctype} {where}")
+                if polygons:
+                    raise buf.error(pos, f"the cluster type before the cluster's polygons {where}")
+            else:
+                self._warn(f"byte {pos}: unknown cluster section {cid} skipped {where}")
+            pos = cend
+        if model_id is None or ctype is None:
+            raise buf.error(offset, f"a cluster with a model id (0) and a type (1) {where}")
+        return offset, model_id, ctype, polygons
+
+    # -- resources --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the memory map of a file opened by path (layers already read stay valid)."""
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            # Loops handed out are views of the map; it is unmapped when the last one goes.
+            with contextlib.suppress(BufferError):
+                closer.close()
+
+    def __enter__(self) -> CLFFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<CLFFile {self.source_name!r}: {len(self)} layers, {len(self.models)} models>"
+
+
+def open_clf(source: Source, *, name: str | None = None, scan: bool = False) -> CLFFile:
+    """Open a CLF file from a path, bytes-like object or binary file; parses header + index.
+
+    `name` is what error messages and `source_name` call the file (default: the path, the
+    file object's name, or "<bytes>"). `scan=True` ignores the seek table and indexes the
+    layers by walking the whole file. Only `CLFFormatError` comes from malformed bytes;
+    an unreadable path raises the usual OSError.
+    """
+    closer: mmap.mmap | None = None
+    data: bytes | mmap.mmap
+    if isinstance(source, bytes):
+        data, default = source, "<bytes>"
+    elif isinstance(source, bytearray | memoryview):
+        # A private copy: the caller may mutate the original while layers are still read.
+        data, default = bytes(source), "<bytes>"
+    elif isinstance(source, str | os.PathLike):
+        default = os.fspath(source)
+        with open(source, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                data = b""
+            else:
+                data = closer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    elif hasattr(source, "read"):
+        raw = source.read()
+        if not isinstance(raw, bytes | bytearray):
+            raise TypeError("open_clf needs a binary file object")
+        data, default = bytes(raw), str(getattr(source, "name", "<stream>"))
+    else:
+        raise TypeError(f"cannot open a CLF file from {type(source).__name__}")
+    try:
+        return CLFFile(_Buffer(data, name or default), scan=scan, closer=closer)
+    except BaseException:
+        if closer is not None:
+            closer.close()
+        raise
