@@ -1,0 +1,88 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every role of the service: the API (default command), the job workers
+# (`clf-analysis worker`) and the tools (`clf-analysis submit|query|report`).
+#
+#   docker build -t clf-abp-path-analysis:1.0.0 \
+#     --build-arg VERSION=1.0.0 --build-arg VCS_REF="$(git rev-parse HEAD)" .
+#
+# Stage 1 builds every wheel (dependencies pinned in requirements.txt plus this
+# project); stage 2 installs them from that local wheel directory only, so the runtime
+# image carries no compiler, no build backend cache and no pip cache.
+
+############################ builder ############################
+FROM python:3.12-slim AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+
+# Dependencies first: this layer stays cached while only the source changes.
+COPY requirements.txt ./
+RUN pip wheel --wheel-dir /wheels --requirement requirements.txt \
+ && cp requirements.txt /wheels/requirements.txt
+
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+############################ runtime ############################
+FROM python:3.12-slim AS runtime
+
+ARG VERSION=1.0.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+
+LABEL org.opencontainers.image.title="clf-abp-path-analysis" \
+      org.opencontainers.image.description="CLF analysis service of the defect-detector-services stack: layer geometry, holes, part statistics, path data and plate images from Arcam EBM build packages, behind a durable job API." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim"
+
+# No apt packages are needed: the manylinux wheels of opencv-python-headless, numpy,
+# shapely, matplotlib and psycopg[binary] bundle their native libraries and only link
+# against libc, libstdc++, libgcc_s and zlib, all present in the slim base. The headless
+# OpenCV build does not need libGL or GTK.
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    MIDAS_BASE_PATH=/midas \
+    STATE_DIR=/var/lib/clf-analysis \
+    PORT=6300 \
+    LOG_FORMAT=json
+
+# Numeric, non-root identity. The state directory is created here, owned by that user,
+# so a fresh named volume mounted on it is initialised with the right owner.
+RUN groupadd --system --gid 10001 clf \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin clf \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/clf-analysis \
+ && install -d -o 10001 -g 10001 -m 0755 /midas
+
+# Install from the builder's wheels only (no index); the wheels never enter a layer.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels \
+      --requirement /wheels/requirements.txt /wheels/clf_analysis-*.whl \
+ && clf-analysis --version
+
+WORKDIR /app
+VOLUME ["/var/lib/clf-analysis"]
+EXPOSE 6300
+
+USER 10001:10001
+
+# SIGTERM starts the graceful drain (DRAIN_TIMEOUT seconds); the orchestrator's stop
+# timeout (compose stop_grace_period) must be longer than that.
+STOPSIGNAL SIGTERM
+
+# Liveness only (no curl in the image): the process answers HTTP. Readiness (/readyz)
+# is what compose uses to gate dependants.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '6300'), timeout=4)"]
+
+CMD ["clf-analysis", "serve"]
