@@ -7,6 +7,7 @@ import struct
 import numpy as np
 
 from clf_analysis.clf import Box, Layer, Model, PolygonFormat, Shape
+from clf_analysis.clf.lfint import encode_lfint, encode_lfint_width
 
 
 def f32(*values: float) -> bytes:
@@ -51,9 +52,11 @@ def ring(cx: float, cy: float, r: float, n: int) -> np.ndarray:
 
 def sample_layers(n: int = 5, thickness: float = 0.05) -> tuple[list[Model], list[Layer]]:
     """A few layers mixing every shape kind, with holes and all line formats."""
+    # Header values are stored as float32: keep them float32-exact so round trips compare.
+    top = float(np.float32(n * thickness))
     models = [
-        Model(1, "Tube", Box(0, 0, 0, 40, 40, n * thickness), thickness),
-        Model(7, "Net ü", Box(50, 0, 0, 90, 40, n * thickness), thickness * 2),
+        Model(1, "Tube", Box(0, 0, 0, 40, 40, top), float(np.float32(thickness))),
+        Model(7, "Net ü", Box(50, 0, 0, 90, 40, top), float(np.float32(thickness * 2))),
     ]
     layers = []
     for i in range(n):
@@ -68,3 +71,98 @@ def sample_layers(n: int = 5, thickness: float = 0.05) -> tuple[list[Model], lis
         )
         layers.append(Layer(z, shapes))
     return models, layers
+
+
+class Raw:
+    """Hand-assembles CLF bytes, including things the writer refuses to produce.
+
+    `width` forces every lf_int to that many following bytes (non-minimal forms).
+    """
+
+    def __init__(self, width: int | None = None) -> None:
+        self.width = width
+
+    def lf(self, value: int) -> bytes:
+        if self.width is None:
+            return encode_lfint(value)
+        return encode_lfint_width(value, self.width)
+
+    def sec(self, sid: int, body: bytes) -> bytes:
+        return self.lf(sid) + self.lf(len(body)) + body
+
+    def lfsec(self, sid: int, value: int) -> bytes:
+        return self.sec(sid, self.lf(value))
+
+    def polygon(
+        self, ptype: int = 0, fmt: int = 0, n: int = 4, compression: int | None = None
+    ) -> bytes:
+        body = self.lfsec(0, ptype) + self.lfsec(1, fmt)
+        if compression is not None:
+            body += self.lfsec(2, compression)
+        return self.sec(2, body + self.lfsec(3, n))
+
+    def cluster(self, model: int = 1, ctype: int = 0, polygons: tuple[bytes, ...] = ()) -> bytes:
+        return self.sec(2, self.lfsec(0, model) + self.lfsec(1, ctype) + b"".join(polygons))
+
+    def layer(
+        self,
+        z: float,
+        points: np.ndarray,
+        clusters: tuple[bytes, ...],
+        count: int | None = None,
+        extra: bytes = b"",
+    ) -> bytes:
+        """A layer body; `count` overrides the declared point count."""
+        pts = np.asarray(points, dtype="<f4").reshape(-1, 2)
+        n = len(pts) if count is None else count
+        return (
+            self.sec(0, f32(z))
+            + self.lfsec(1, n)
+            + b"".join(clusters)
+            + extra
+            + self.sec(3, pts.tobytes())
+        )
+
+    def model(self, mid: int = 1, name: str = "Part", thickness: float = 0.05) -> bytes:
+        body = (
+            self.lfsec(0, mid)
+            + self.sec(1, name.encode("utf-16-le"))
+            + self.sec(2, f32(0, 0, 0, 10, 10, 1))
+            + self.sec(3, f32(thickness))
+        )
+        return self.sec(4, body)
+
+    def file(
+        self,
+        layers: list[tuple[float, bytes]],
+        *,
+        models: tuple[bytes, ...] | None = None,
+        header_extra: bytes = b"",
+        top_extra: bytes = b"",
+        seek: bool = True,
+        layer_count: int | None = None,
+        box: tuple[float, ...] = (0, 0, 0, 10, 10, 1),
+    ) -> bytes:
+        """A whole file: header, layers, `top_extra`, seek table (if `seek`), end marker."""
+        fixed = (
+            self.sec(0, b"Arcam Layer File\x00")
+            + self.sec(1, self.lf(1) + self.lf(0))
+            + self.lfsec(2, len(layers) if layer_count is None else layer_count)
+            + self.sec(3, f32(*box))
+            + b"".join(models if models is not None else (self.model(),))
+            + header_extra
+        )
+        blobs = [self.sec(2, body) for _, body in layers]
+        tail = sum(map(len, blobs)) + len(top_extra)
+        offset = 0
+        for _ in range(16):
+            header = self.sec(0, fixed + (self.lfsec(5, offset) if seek else b""))
+            if len(header) + tail == offset or not seek:
+                break
+            offset = len(header) + tail
+        entries = b""
+        pos = len(header)
+        for (z, _), blob in zip(layers, blobs, strict=True):
+            entries += self.sec(0, self.sec(0, f32(z)) + self.lfsec(1, pos))
+            pos += len(blob)
+        return header + b"".join(blobs) + top_extra + self.sec(1, entries) + self.lf(3)
