@@ -1,0 +1,75 @@
+"""Layer routes: the heights with path data, and one layer's path data file."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from flask import Blueprint, Response, jsonify
+
+from clf_analysis.api.artifacts import outputs_root, send_artifact
+from clf_analysis.api.errors import ApiError
+from clf_analysis.api.models import LayerListResponse
+from clf_analysis.api.parsing import build_id_arg
+
+bp = Blueprint("layers", __name__)
+
+LAYER_DIR_NAME = "imagePathRawData-"
+# The consumers' own pattern (OUTPUTS.md); a file it does not match is not a layer.
+LAYER_FILE = re.compile(r"^platform_layer_pathdata_([0-9.]+)mm\.json$")
+
+
+def layer_files(root: Path) -> dict[float, Path]:
+    """Height (mm) → path data file, for every layer file of an output folder."""
+    folder = root / LAYER_DIR_NAME
+    if not folder.is_dir():
+        return {}
+    found: dict[float, Path] = {}
+    for path in folder.iterdir():
+        match = LAYER_FILE.match(path.name)
+        if match is None:
+            continue
+        try:
+            found[float(match.group(1))] = path
+        except ValueError:
+            continue  # "1.2.3" matches the pattern but is no number
+    return found
+
+
+@bp.get("/api/builds/<path:build_id>/layers")
+def list_layers(build_id: str) -> Response:
+    build_id = build_id_arg(build_id)
+    heights = sorted(layer_files(outputs_root(build_id)))
+    return jsonify(
+        LayerListResponse(
+            build_id=build_id,
+            heights=heights,
+            count=len(heights),
+            urls=[f"/api/builds/{build_id}/layers/{h}" for h in heights],
+        ).dump()
+    )
+
+
+@bp.get("/api/builds/<path:build_id>/layers/<height>")
+def get_layer(build_id: str, height: str) -> Response:
+    build_id = build_id_arg(build_id)
+    try:
+        wanted = float(height.removesuffix("mm"))
+    except ValueError:
+        wanted = math.nan
+    if not math.isfinite(wanted) or len(height) > 32:
+        raise ApiError(
+            400, "Bad Request", "height must be a number of mm, e.g. 12.35", kind="invalid-height"
+        )
+    files = layer_files(outputs_root(build_id))
+    # Heights are rounded to 4 decimals in the file names: "12.35" and "12.3500" are equal.
+    path = files.get(round(wanted, 4))
+    if path is None:
+        raise ApiError(
+            404,
+            "Not Found",
+            f"build {build_id} has no layer at {wanted} mm",
+            kind="layer-not-found",
+        )
+    return send_artifact(path)

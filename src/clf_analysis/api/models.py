@@ -1,0 +1,245 @@
+"""Request and response models of the HTTP API; /openapi.json is generated from them.
+
+Responses are built through these models (`dump`), so the published schema is the shape
+clients actually get. Legacy members come first in each model; later members are new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from clf_analysis.build.discovery import validate_build_id
+from clf_analysis.jobs.models import Job, JobEvent
+from clf_analysis.pipeline.params import AnalysisParams
+
+JobStateName = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Constant members such as status="success" must always be sent; only members
+        # whose default is None (result, error) are left out unless given.
+        for name, info in type(self).model_fields.items():
+            if info.default is not None and not info.is_required():
+                self.__pydantic_fields_set__.add(name)
+
+    def dump(self) -> dict[str, Any]:
+        """JSON-ready dict holding exactly the members that were set (legacy shapes omit
+        `result`/`error` unless they apply, rather than sending null)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class BuildAnalyzeRequest(AnalysisParams):
+    """Body of POST /api/builds/<build_id>/analyze (optional): the analysis parameters."""
+
+
+class AnalyzeRequest(AnalysisParams):
+    """Body of POST /api/analyze: the build id plus the analysis parameters."""
+
+    build_id: str | int = Field(
+        description="Build folder name under MIDAS_BASE_PATH; a number is taken as text.",
+        examples=["271360"],
+    )
+
+    @field_validator("build_id", mode="before")
+    @classmethod
+    def _build_id_as_text(cls, v: object) -> str:
+        return validate_build_id(v)  # type: ignore[arg-type]
+
+    def params(self) -> AnalysisParams:
+        """The analysis parameters alone (what the job store deduplicates on)."""
+        return AnalysisParams(**self.model_dump(exclude={"build_id"}))
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class Progress(_Response):
+    percent: float = Field(ge=0, le=100)
+    stage: str | None = None
+    message: str | None = None
+
+
+class JobView(_Response):
+    """A job as clients see it: the legacy members plus progress, params and timing."""
+
+    job_id: str
+    build_id: str
+    status: JobStateName
+    started_at: datetime | None
+    holes_interval: float | None
+    create_composite_views: bool | None
+    result: dict[str, Any] | None = Field(default=None, description="Only when completed.")
+    error: dict[str, Any] | None = Field(default=None, description="Only when failed.")
+    params: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    progress: Progress
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    duration_seconds: float | None
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        fields: dict[str, Any] = {
+            "job_id": job.id,
+            "build_id": job.build_id,
+            "status": job.state,
+            "started_at": job.started_at,
+            "holes_interval": job.params.get("holes_interval"),
+            "create_composite_views": job.params.get("create_composite_views"),
+            "params": job.params,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "updated_at": job.updated_at,
+            "progress": Progress(percent=job.progress, stage=job.stage, message=job.message),
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "cancel_requested": job.cancel_requested,
+            "duration_seconds": job.duration_seconds,
+            "links": {
+                "self": f"/api/jobs/{job.id}",
+                "events": f"/api/jobs/{job.id}/events",
+                "results": f"/api/builds/{job.build_id}/results",
+            },
+        }
+        if job.state == "completed":
+            fields["result"] = job.result
+        if job.state == "failed":
+            fields["error"] = job.error
+        return cls(**fields)
+
+
+class JobResponse(_Response):
+    status: Literal["success"] = "success"
+    job: JobView
+
+
+class JobListResponse(_Response):
+    status: Literal["success"] = "success"
+    jobs: list[JobView]
+    count: int = Field(description="Jobs in this page (legacy member).")
+    total: int = Field(description="Jobs matching the filter.")
+    limit: int
+    offset: int
+
+
+class AcceptedResponse(_Response):
+    """202 answer to a submission (legacy shape) plus whether an existing job was reused."""
+
+    status: Literal["accepted"] = "accepted"
+    job_id: str
+    build_id: str
+    message: str
+    check_status_url: str
+    deduplicated: bool = Field(
+        description="True when an equivalent queued/running job was returned instead."
+    )
+    job: JobView
+
+
+class EventView(_Response):
+    id: int
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: JobEvent) -> EventView:
+        return cls(id=event.id, at=event.at, kind=event.kind, detail=event.detail)
+
+
+class EventListResponse(_Response):
+    status: Literal["success"] = "success"
+    job_id: str
+    events: list[EventView]
+
+
+class BuildSummary(_Response):
+    build_id: str
+    archive: str | None
+    size_bytes: int | None
+    results_available: bool
+    latest_job: JobView | None
+    links: dict[str, str]
+
+
+class BuildListResponse(_Response):
+    status: Literal["success"] = "success"
+    builds: list[BuildSummary]
+    count: int
+
+
+class ArtifactLink(_Response):
+    path: str
+    url: str
+    size_bytes: int
+
+
+class ResultsResponse(_Response):
+    status: Literal["success"] = "success"
+    build_id: str
+    platform_info: dict[str, Any]
+    artifacts: list[ArtifactLink] = Field(description="Images and reports (not layer files).")
+    layers_url: str
+    layer_count: int
+    latest_job: JobView | None
+
+
+class LayerListResponse(_Response):
+    status: Literal["success"] = "success"
+    build_id: str
+    heights: list[float]
+    count: int
+    urls: list[str]
+
+
+class ServiceInfo(_Response):
+    """GET / (legacy shape)."""
+
+    service: str
+    version: str
+    status: Literal["running"]
+    endpoints: dict[str, str]
+
+
+class HealthResponse(_Response):
+    """GET /health (legacy shape)."""
+
+    status: Literal["healthy"]
+    service: str
+    timestamp: datetime
+
+
+class Problem(_Response):
+    """Every error: RFC 9457 members plus the legacy `status: "error"` and `message`.
+
+    Conflict with RFC 9457: its `status` member is the HTTP status number, but legacy
+    clients read `status == "error"`; the number is in `http_status` instead.
+    """
+
+    type: str
+    title: str
+    status: Literal["error"]
+    http_status: int
+    detail: str
+    message: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Validation errors: field, message, type."
+    )
+    active_job_id: str | None = Field(default=None, description="409 only.")
+    active_build_id: str | None = Field(default=None, description="409 only.")
+    active_started_at: datetime | None = Field(default=None, description="409 only.")
+    check_status_url: str | None = Field(default=None, description="409 only.")
