@@ -27,6 +27,10 @@ class AnalysisError(Exception):
         self.layer = layer
         self.kind = kind
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pool processes pickle exceptions; the default would lose the keyword fields.
+        return (_rebuild, (type(self), self.detail, self.stage, self.file, self.layer, self.kind))
+
     def to_problem(self) -> dict[str, object]:
         """JSON-ready description stored with a failed job."""
         return {
@@ -37,6 +41,17 @@ class AnalysisError(Exception):
             "file": self.file,
             "layer": self.layer,
         }
+
+
+def _rebuild(
+    cls: type[AnalysisError],
+    detail: str,
+    stage: str,
+    file: str | None,
+    layer: float | None,
+    kind: str,
+) -> AnalysisError:
+    return cls(detail, stage=stage, file=file, layer=layer, kind=kind)
 
 
 class AnalysisCancelled(Exception):

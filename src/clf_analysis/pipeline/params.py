@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_HEIGHT_MM = 1000.0
+MIN_HOLES_INTERVAL_MM = 0.5
 
 
 class AnalysisParams(BaseModel):
@@ -12,7 +13,8 @@ class AnalysisParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    holes_interval: float = Field(default=10.0, gt=0, le=MAX_HEIGHT_MM)
+    # Each holes view is a figure: below 0.5 mm a tall build would ask for thousands.
+    holes_interval: float = Field(default=10.0, ge=MIN_HOLES_INTERVAL_MM, le=MAX_HEIGHT_MM)
     create_composite_views: bool = False
     clean_platform_heights: tuple[float, ...] | None = None
     hole_heights: tuple[float, ...] | None = None
