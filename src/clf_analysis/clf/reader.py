@@ -164,6 +164,7 @@ class CLFFile:
         self._closer = closer
         self._warnings: list[str] = []
         self._warned: set[str] = set()
+        self._seek_offset_at = 0
         self.source_name = buf.source
         header_end, seek_offset = self._parse_header()
         if seek_offset is None or scan:
@@ -235,6 +236,7 @@ class CLFFile:
                 models[model.id] = model
             elif cid == 5:
                 seek_offset = buf.lfint_body(cbody, cend, "seek-table offset")
+                self._seek_offset_at = cbody
             elif cid == 6:
                 raw = bytes(buf.data[cbody:cend])
                 self.comment = _decode_text(raw, True, "comment", cbody, text_warnings)
@@ -303,13 +305,15 @@ class CLFFile:
         buf = self._buf
         if not header_end <= offset < buf.size:
             raise buf.error(
-                offset,
-                f"the seek table after the header (byte {header_end}) and inside the file "
-                f"({buf.size} bytes), as header child 5 says",
+                self._seek_offset_at,
+                f"a seek-table offset after the header (byte {header_end}) and inside the "
+                f"file ({buf.size} bytes), found {offset}",
             )
         sid, body, end = buf.section(offset, buf.size, "seek table")
         if sid != 1:
             raise buf.error(offset, f"a seek table (id 1) as header child 5 says, found id {sid}")
+        # Layers may follow the seek table, but something must: at least the end marker.
+        buf.lfint(end, buf.size, "the end-of-file marker (3) or a section after the seek table")
         entries: list[tuple[float, int]] = []
         pos = body
         while pos < end:
