@@ -310,7 +310,12 @@ def _truth(
                 if not loops:
                     continue
                 model_segments.append(seg)
-                sections.append(_part_section(seg, loops, t))
+                if sections and sections[-1]["loops"] == loops:
+                    # Another model of the file changed here, this one did not: one run.
+                    sections[-1]["z"][1] = _z(seg.k_to, t)
+                    sections[-1]["layers"] += seg.layer_count
+                else:
+                    sections.append(_part_section(seg, loops, t))
                 for rec in loops:
                     if rec["invalid"] is None:
                         continue
