@@ -1,0 +1,93 @@
+"""Runner functions for the job tests, executed in real spawned child processes.
+
+The child imports this module by name (`runners`), so tests put tests/jobs on sys.path
+(pytest does) and on PYTHONPATH for `clf-analysis worker` subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Progress = Callable[[str, float, str], None]
+
+
+class AnalysisFailed(Exception):
+    """Looks like a pipeline error: knows its stage, file and layer and its problem."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.stage = "geometry"
+        self.file = "Models/part1.clf"
+        self.layer = 17
+
+    def to_problem(self) -> dict[str, Any]:
+        return {"title": "Analysis failed", "detail": str(self), "code": "bad-loop"}
+
+
+def _note_pid(params: dict[str, Any]) -> None:
+    # Tests that kill a worker need to know which child processes ran the job.
+    pid_dir = params.get("pid_dir")
+    if pid_dir:
+        Path(pid_dir, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+
+
+def sleepy(
+    job_id: str,
+    build_id: str,
+    params: dict[str, Any],
+    progress: Progress,
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Works `steps` × `delay` seconds in two stages, honouring cancellation."""
+    _note_pid(params)
+    steps = int(params.get("steps", 10))
+    delay = float(params.get("delay", 0.05))
+    for i in range(steps):
+        if is_cancelled():
+            raise RuntimeError("cancelled by request")
+        stage = "parse" if i < steps // 2 else "render"
+        progress(stage, (i + 1) / steps, f"step {i + 1} of {steps}")
+        time.sleep(delay)
+    return {"build_id": build_id, "steps": steps, "pid": os.getpid()}
+
+
+def crash(
+    job_id: str,
+    build_id: str,
+    params: dict[str, Any],
+    progress: Progress,
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Dies the way a segfaulting extension would: no exception, no result."""
+    progress("parse", 0.1, "about to crash")
+    os._exit(3)
+
+
+def boom(
+    job_id: str,
+    build_id: str,
+    params: dict[str, Any],
+    progress: Progress,
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Raises a pipeline-like error."""
+    progress("geometry", 0.5, "nesting holes")
+    raise AnalysisFailed("self-intersecting loop in layer 17")
+
+
+def hang(
+    job_id: str,
+    build_id: str,
+    params: dict[str, Any],
+    progress: Progress,
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Ignores cancellation and never ends: only a kill stops it."""
+    _note_pid(params)
+    progress("stuck", 0.01, "hanging")
+    while True:
+        time.sleep(0.1)
