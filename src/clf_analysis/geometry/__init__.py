@@ -1,1 +1,17 @@
-"""geometry layer."""
+"""geometry layer: loops -> areas, validity, hole nesting; per-part and per-layer statistics.
+
+Pure functions over numpy arrays; knows nothing of files (ARCHITECTURE.md).
+"""
+
+from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
+from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats, z_key
+
+__all__ = [
+    "BuildStats",
+    "LayerStats",
+    "LoopAnalysis",
+    "PartKey",
+    "PartStats",
+    "analyze_loops",
+    "z_key",
+]
