@@ -1,0 +1,69 @@
+"""`clf-analysis query`: show one job, or the recent jobs, of a running service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "query",
+        help="show a job (or the recent jobs) of a running service",
+        description="Show one job by id, or list recent jobs, over HTTP.",
+    )
+    p.add_argument("job_id", nargs="?", help="job id; without it, list jobs")
+    p.add_argument(
+        "--url",
+        default=None,
+        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300)",
+    )
+    p.add_argument("--token", default=None, help="API token (default: API_TOKEN)")
+    p.add_argument("--state", default=None, help="list only jobs in this state")
+    p.add_argument("--build-id", default=None, help="list only jobs of this build")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    p.set_defaults(func=run)
+
+
+def _row(job: dict[str, Any]) -> str:
+    progress = job.get("progress") or {}
+    return (
+        f"{job['job_id']}  {job['build_id']:<12} {job['status']:<9} "
+        f"{float(progress.get('percent') or 0):5.1f}%  {job.get('created_at') or ''}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from clf_analysis.api.client import ApiClient, ClientError
+
+    client = ApiClient.from_args(args.url, args.token)
+    try:
+        if args.job_id:
+            body = client.json("GET", f"/api/jobs/{args.job_id}")
+            if args.json:
+                print(json.dumps(body, indent=2))
+                return 0
+            job = body["job"]
+            print(_row(job))
+            progress = job.get("progress") or {}
+            if progress.get("stage"):
+                print(f"  stage: {progress['stage']} {progress.get('message') or ''}".rstrip())
+            if job.get("result") is not None:
+                print(f"  result: {json.dumps(job['result'])}")
+            if job.get("error") is not None:
+                print(f"  error: {job['error'].get('message')}")
+            return 0
+        body = client.jobs(state=args.state, build_id=args.build_id, limit=args.limit)
+    except ClientError as exc:
+        print(f"clf-analysis query: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    for job in body["jobs"]:
+        print(_row(job))
+    print(f"{body['count']} of {body['total']} jobs", file=sys.stderr)
+    return 0

@@ -1,0 +1,245 @@
+"""`clf-analysis serve`: the HTTP API under gunicorn plus embedded job workers.
+
+Process layout (single-machine default):
+
+    serve (this process: supervisor + job Worker threads; jobs run in spawned children)
+      └─ gunicorn master (spawned child) ─┬─ HTTP worker (gthread)
+                                          └─ HTTP worker …
+
+Why the job Worker does not live in the gunicorn master: the master reaps every child with
+waitpid(-1), so it would steal the exit status of job processes, and it forks HTTP workers
+at any time, which must not happen while Worker threads hold locks. Here the Worker runs
+in a process that never forks (its job children are spawned), and gunicorn runs in a child
+of its own.
+
+SIGTERM/SIGINT: a shared flag turns /readyz to 503 at once; the Worker stops claiming and
+drains for DRAIN_TIMEOUT (the rest is released to the queue); only then gunicorn is asked
+to stop gracefully, so status polls keep being answered during the drain. Exit 0. A second
+signal stops at once (leases of unfinished jobs expire and they are requeued).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clf_analysis.config import Settings
+
+log = logging.getLogger("clf_analysis.serve")
+
+DEFAULT_RUNNER = "clf_analysis.pipeline.job:run_job"
+HTTP_STOP_GRACE = 15
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the HTTP API (gunicorn) with embedded job workers",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=None, help="port (default: PORT, 6300)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="gunicorn HTTP worker processes (default 2)"
+    )
+    p.add_argument("--threads", type=int, default=8, help="threads per HTTP worker (default 8)")
+    p.add_argument(
+        "--no-embedded-workers",
+        action="store_true",
+        help="HTTP only; run `clf-analysis worker` elsewhere",
+    )
+    p.add_argument(
+        "--runner",
+        default=DEFAULT_RUNNER,
+        help="job runner 'module:function' (tests and benchmarks use their own)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clf_analysis.config import ConfigError, load_settings
+
+    overrides: dict[str, object] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"clf-analysis serve: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1 or args.threads < 1:
+        print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+    return Supervisor(settings, args).run()
+
+
+class Supervisor:
+    """Runs gunicorn in a child and the job Worker here; coordinates shutdown."""
+
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.settings = settings
+        self.args = args
+        self.stop = threading.Event()
+        self.signals = 0
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            # Second signal: the operator means it. Leases of unfinished jobs will expire
+            # and the jobs will be requeued; job children notice our death and exit.
+            log.warning("second signal %d: stopping without drain", signum)
+            self._kill_http()
+            os._exit(1)
+        self.stop.set()
+
+    def _kill_http(self) -> None:
+        proc = getattr(self, "http", None)
+        if proc is not None and proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+    def run(self) -> int:
+        import multiprocessing
+
+        from clf_analysis.jobs.store import JobStore
+        from clf_analysis.jobs.worker import Worker
+
+        settings, args = self.settings, self.args
+        if settings.database_url is None:
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            store = JobStore.connect(settings.job_store_url)
+        except Exception as exc:
+            print(f"clf-analysis serve: cannot open the job store: {exc}", file=sys.stderr)
+            return 2
+        instance_id = uuid.uuid4().hex
+        store.record_startup(instance_id, "serve")
+
+        ctx = multiprocessing.get_context("spawn")
+        # Shared memory, inherited by gunicorn's forked HTTP workers: /readyz reads it.
+        draining = ctx.RawValue("b", 0)
+        self.http = ctx.Process(
+            target=_run_gunicorn,
+            args=(
+                settings,
+                args.host,
+                settings.port,
+                args.workers,
+                args.threads,
+                args.access_log,
+                draining,
+                os.getpid(),
+            ),
+            name="clf-http",
+        )
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.http.start()
+
+        worker = None
+        concurrency = 0 if args.no_embedded_workers else settings.worker_concurrency
+        if concurrency > 0:
+            worker = Worker(store, settings, runner=args.runner, instance_id=instance_id)
+            worker.start()
+        log.info(
+            "serving on %s:%d (http workers %d, job workers %d)",
+            args.host,
+            settings.port,
+            args.workers,
+            concurrency,
+        )
+
+        exit_code = 0
+        while not self.stop.wait(1.0):
+            if not self.http.is_alive():
+                log.error("the HTTP server exited (code %s); stopping", self.http.exitcode)
+                exit_code = 1
+                break
+
+        draining.value = 1
+        log.info("shutting down: readiness off, draining job workers")
+        if worker is not None:
+            worker.shutdown(settings.drain_timeout)
+        if self.http.is_alive() and self.http.pid is not None:
+            os.kill(self.http.pid, signal.SIGTERM)
+            self.http.join(HTTP_STOP_GRACE + 5)
+            if self.http.is_alive():
+                self._kill_http()
+                self.http.join(5)
+        try:
+            store.record_clean_shutdown(instance_id)
+        finally:
+            store.close()
+        log.info("stopped")
+        return exit_code
+
+
+def _run_gunicorn(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    access_log: bool,
+    draining: Any,
+    supervisor_pid: int,
+) -> None:
+    """Entry of the spawned HTTP child: gunicorn's master loop until told to stop."""
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
+
+    # Own process group: a terminal's Ctrl-C goes to the supervisor only, which drains the
+    # job workers first and then stops this server (polls are answered meanwhile).
+    os.setpgid(0, 0)
+
+    class SupervisedArbiter(Arbiter):  # type: ignore[misc]
+        def manage_workers(self) -> None:
+            # Checked once a second by the master loop: an orphaned server (supervisor
+            # killed with -9) would otherwise keep the port and accept jobs forever.
+            if os.getppid() != supervisor_pid:
+                raise StopIteration
+            super().manage_workers()
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 60,
+                "graceful_timeout": HTTP_STOP_GRACE,
+                "keepalive": 5,
+                "errorlog": "-",
+                "accesslog": "-" if access_log else None,
+                "loglevel": settings.log_level.lower(),
+                "proc_name": "clf-analysis-http",
+                # One fixed control socket per user would clash between instances on a
+                # host; the supervisor is the control interface here.
+                "control_socket_disable": True,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Called in every HTTP worker after the fork: each opens its own store.
+            from clf_analysis.api import create_app
+
+            return create_app(settings, is_draining=lambda: bool(draining.value))
+
+        def run(self) -> None:
+            SupervisedArbiter(self).run()
+
+    Application().run()
