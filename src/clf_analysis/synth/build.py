@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -107,9 +108,10 @@ def _plan(
             _File(folder, "Part.clf", design(sampler, place, k0, k1, f"{i + 1:02d}"), None)
         )
     for j in range(sets):
-        for _, folder_pattern, pattern, design in d.EXCLUDED_DESIGNS:
+        for name, folder_pattern, pattern, design in d.EXCLUDED_DESIGNS:
             k1 = max(round(sampler.uniform(0.15, 0.35) * top), 4)
             content = design(sampler, next(placements), 1, k1, f"X{j + 1:02d}")
+            content = dataclasses.replace(content, design=name)
             files.append(_File(folder_pattern.format(n=j + 1), "Part.clf", content, pattern))
     net = d.lattice_net(sampler, next(placements), 1, max(round(0.6 * top), 1))
     files.append(_File("Lattice Net", "Net.clf", net, None))
