@@ -1,5 +1,6 @@
 """The CLF layer-file format: read, write, value types. No policy, no I/O beyond bytes/paths."""
 
+from clf_analysis.clf.canonical import describe
 from clf_analysis.clf.errors import CLFFormatError
 from clf_analysis.clf.reader import CLFFile, open_clf
 from clf_analysis.clf.types import (
@@ -27,6 +28,7 @@ __all__ = [
     "PolygonType",
     "Shape",
     "ShapeKind",
+    "describe",
     "open_clf",
     "write_clf",
 ]
