@@ -349,3 +349,24 @@ def test_interpolation_helper():
     assert duration_seconds("1m30s") == 90 and duration_seconds("45s") == 45
     with pytest.raises(ValueError):
         duration_seconds("45 seconds")
+
+
+# ------------------------------------------------------------- healthchecks, executed
+
+
+def _run_check(argv: list[str], env: dict[str, str]) -> int:
+    assert argv[0] == "CMD" and argv[1] == "python"
+    proc = subprocess.run(
+        [sys.executable, *argv[2:]], env=env, capture_output=True, text=True, timeout=30
+    )
+    return proc.returncode
+
+
+def test_worker_healthcheck_passes_with_a_reachable_store_and_fails_without(tmp_path):
+    import os
+
+    argv = resolve(RAW, ENVIRONMENTS["defaults"])["services"][WORKER]["healthcheck"]["test"]
+    env = {"PATH": os.environ.get("PATH", ""), "STATE_DIR": str(tmp_path)}
+    assert _run_check(argv, env) == 0
+    env["STATE_DIR"] = str(tmp_path / "missing" / "dir")
+    assert _run_check(argv, env) != 0
