@@ -2,8 +2,9 @@
 
 `generate_build` writes it as `<out>/<build_id>/ground_truth.json` (next to the `.abp`,
 never inside it). Format (schema "clf-analysis-synth-ground-truth", version 1); all
-heights are rounded to 4 decimals as in OUTPUTS.md, coordinates to 4 decimals, areas to
-6 decimals, volumes to 4 decimals:
+heights are rounded to 4 decimals as in OUTPUTS.md and bounding boxes to 4 decimals;
+areas and volumes are full float64 values (shoelace sums over the float32 vertices as
+written, not the ideal shapes):
 
     {
       "schema": "clf-analysis-synth-ground-truth", "schema_version": 1,
