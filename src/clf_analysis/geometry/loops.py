@@ -50,9 +50,9 @@ REASON_SELF_INTERSECTION = "self-intersection"
 REASON_SELF_TOUCHING = "self-touching"
 REASON_DUPLICATE = "duplicate loop"
 
-# A loop whose mean width (2 * area / perimeter) is below a few float32 steps of its
-# coordinates is a line traced back and forth: collinear float32 vertices are not
-# exactly collinear, so "area == 0" would miss them.
+# A loop is "zero area" when all its vertices lie within this many float32 steps (at the
+# layer's largest coordinate) of one line: collinear points rounded to float32 are not
+# exactly collinear, so "area == 0" would miss a line traced back and forth.
 ZERO_WIDTH_ULPS = 4.0
 
 # Two loops enclosing the same region have areas equal up to summation rounding; a
@@ -138,7 +138,7 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
     bounds = np.full((n, 4), np.nan)
     in_nesting = counts >= 3
     if len(measured):
-        signed[measured], swept, perimeter = _shoelace(xy, starts, m_counts)
+        signed[measured], swept, reach = _shoelace(xy, starts, m_counts)
         bounds[measured, :2] = np.minimum.reduceat(xy, starts, axis=0)
         bounds[measured, 2:] = np.maximum.reduceat(xy, starts, axis=0)
         finite = np.isfinite(bounds).all(axis=1)
@@ -147,8 +147,11 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
             signed[~finite] = 0.0
             swept[~finite[measured]] = 0.0
         max_abs = float(np.abs(bounds[finite]).max(initial=0.0))
-        zero_width = ZERO_WIDTH_ULPS * float(np.spacing(np.float32(max_abs)))
-        in_nesting[measured] &= 2.0 * swept > perimeter * zero_width
+        width = ZERO_WIDTH_ULPS * float(np.spacing(np.float32(max_abs)))
+        for k in np.flatnonzero(swept <= reach * width).tolist():
+            loop = xy[starts[k] : starts[k] + m_counts[k]]
+            if _collinear(loop - loop[0], width):
+                in_nesting[measured[k]] = False
     area = np.abs(signed)
     for i in np.flatnonzero(~in_nesting).tolist():
         if counts[i] < 3:
@@ -221,11 +224,10 @@ def _analyze_one(loop: LoopArray) -> LoopAnalysis:
         # Relative to the first vertex the closing term of the shoelace vanishes.
         cross = local[:-1, 0] * local[1:, 1] - local[1:, 0] * local[:-1, 1]
         signed = 0.5 * float(cross.sum())
-        swept = 0.5 * float(np.abs(cross).sum())
-        step = np.diff(xy, axis=0, append=xy[:1])
-        perimeter = float(np.hypot(step[:, 0], step[:, 1]).sum())
-        max_abs = float(np.abs(bounds).max())
-        if 2.0 * swept <= perimeter * ZERO_WIDTH_ULPS * float(np.spacing(np.float32(max_abs))):
+        width = ZERO_WIDTH_ULPS * float(np.spacing(np.float32(np.abs(bounds).max())))
+        if 0.5 * float(np.abs(cross).sum()) <= width * float(
+            np.hypot(local[:, 0], local[:, 1]).sum()
+        ) and _collinear(local, width):
             reason = REASON_ZERO_AREA
     nested = reason is None
     if nested:
@@ -252,25 +254,39 @@ def _analyze_one(loop: LoopArray) -> LoopAnalysis:
 def _shoelace(
     xy: FloatArray, starts: IntArray, counts: IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Signed area (+ counter-clockwise), swept area and perimeter of each loop.
+    """Signed area (+ counter-clockwise), swept area and reach of each loop.
 
-    The swept area sums the unsigned triangles of the fan from the first vertex: it is
-    zero only when all vertices are collinear, unlike the signed area, which is also zero
-    for a symmetric bow-tie (a self-intersection, not a zero-area loop).
+    The swept area sums the unsigned triangles of the fan from the first vertex, the reach
+    the distances of the vertices from it. If every vertex lies within w of a line through
+    the first one, swept <= w * reach; the cheap test picks the few loops worth checking
+    for collinearity. (The signed area is no test: it is also zero for a symmetric
+    bow-tie, a self-intersection.)
     """
     # Each loop relative to its own first vertex: the cross products stay small, so loops
-    # far from the origin lose no digits. It also makes every loop start at (0, 0), which
-    # turns the step from a loop's last vertex to the next loop's first one into that
-    # loop's closing edge, so one pass over the concatenation needs no per-loop wrap.
+    # far from the origin lose no digits. It also makes every loop start at (0, 0), so the
+    # closing edge's cross product vanishes and so does the one spanning two loops: one
+    # pass over the concatenation needs no per-loop wrap.
     local = np.zeros((len(xy) + 1, 2))
     np.subtract(xy, np.repeat(xy[starts], counts, axis=0), out=local[:-1])
     x, y = local[:, 0], local[:, 1]
     cross = x[:-1] * y[1:] - x[1:] * y[:-1]
-    step = local[1:] - local[:-1]
     signed = 0.5 * np.add.reduceat(cross, starts)
     swept = 0.5 * np.add.reduceat(np.abs(cross), starts)
-    perimeter = np.add.reduceat(np.hypot(step[:, 0], step[:, 1]), starts)
-    return signed, swept, perimeter
+    reach = np.add.reduceat(np.hypot(x[:-1], y[:-1]), starts)
+    return signed, swept, reach
+
+
+def _collinear(local: FloatArray, width: float) -> bool:
+    """Whether all vertices (relative to the first) lie within `width` of one line.
+
+    The line runs through the first vertex and the farthest one; rare, so per loop.
+    """
+    far = local[int(np.argmax(np.hypot(local[:, 0], local[:, 1])))]
+    length = float(np.hypot(far[0], far[1]))
+    if length <= width:
+        return True
+    distance = np.abs(local[:, 0] * far[1] - local[:, 1] * far[0]) / length
+    return bool(distance.max() <= width)
 
 
 def _polygons(
