@@ -119,7 +119,7 @@ def register_error_handlers(app: Flask) -> None:
                 headers["Allow"] = ", ".join(sorted(allowed))
             detail = f"method {request.method} not allowed on {request.path}"
         if code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
+            limit = app.config["MAX_CONTENT_LENGTH"] - 1
             detail = f"request body larger than {limit} bytes"
         return problem_response(code, exc.name, detail, headers=headers)
 

@@ -10,9 +10,10 @@ import hmac
 import json
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from clf_analysis.api.errors import ApiError
+from clf_analysis.api.service import service
 from clf_analysis.build.discovery import InvalidBuildId, validate_build_id
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -31,10 +32,15 @@ def json_object_body(*, required: bool) -> dict[str, Any]:
     A missing Content-Type is read as JSON (legacy scripts posted without one); an explicit
     non-JSON type is refused, which also keeps cross-site "simple" form/text POSTs out.
     """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = service().settings.max_body_bytes
+    too_large = ApiError(413, "Content Too Large", f"request body larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "Content Too Large", f"request body larger than {limit} bytes")
-    raw = request.get_data(cache=True)  # werkzeug enforces the limit on chunked bodies too
+        raise too_large
+    # A chunked body is cut by werkzeug at MAX_CONTENT_LENGTH (limit + 1) without an error,
+    # so a body that reached limit + 1 bytes is known to be too large.
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise too_large
     if not raw.strip():
         if required:
             raise ApiError(
