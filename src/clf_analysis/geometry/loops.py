@@ -128,7 +128,7 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
         xy = np.concatenate(loops, dtype=np.float64).reshape(-1, 2)
     else:
         measured = np.flatnonzero(counts > 0)
-        parts = [np.asarray(loops[i], dtype=np.float64).reshape(-1, 2) for i in measured]
+        parts = [np.asarray(loops[i], dtype=np.float64).reshape(-1, 2) for i in measured.tolist()]
         xy = np.concatenate(parts) if parts else np.empty((0, 2))
     m_counts = counts[measured]
     starts = np.zeros(len(measured), dtype=np.int64)
@@ -168,14 +168,14 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
     if len(nested):
         polys = _polygons(xy, measured, m_counts, nested)
         ok = shapely.is_valid(polys)
-        for k in np.flatnonzero(~ok):
+        for k in np.flatnonzero(~ok).tolist():
             reasons[nested[k]], invalid_point[nested[k]] = _geos_reason(polys[k])
         if len(nested) > 1:
-            sub = _nest(polys, area[nested], bounds[nested], [loops[i] for i in nested])
+            sub = _nest(polys, area[nested], bounds[nested], [loops[i] for i in nested.tolist()])
             depth[nested] = sub[0]
             parent[nested] = np.where(sub[1] >= 0, nested[sub[1]], -1)
             duplicate_of[nested] = np.where(sub[2] >= 0, nested[sub[2]], -1)
-            for i in np.flatnonzero(duplicate_of >= 0):
+            for i in np.flatnonzero(duplicate_of >= 0).tolist():
                 if reasons[i] is None:
                     reasons[i] = REASON_DUPLICATE
 
