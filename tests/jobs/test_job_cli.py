@@ -1,0 +1,181 @@
+"""`clf-analysis worker` and `report` as real processes: kill -9, SIGTERM drain, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from clf_analysis.jobs.models import Job
+from clf_analysis.jobs.store import JobStore
+
+RUNNERS_DIR = Path(__file__).parent  # runners.py, imported by the workers' children
+WAIT = 40.0  # upper bound for process start-up on two busy cores; not a speed claim
+
+
+def _env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        STATE_DIR=str(tmp_path / "state"),
+        LEASE_SECONDS="2",
+        DRAIN_TIMEOUT="0.5",
+        WORKER_CONCURRENCY="1",
+        PYTHONPATH=os.pathsep.join([str(RUNNERS_DIR), env.get("PYTHONPATH", "")]),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(url: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115 - lives with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clf_analysis", "worker", "--runner", "runners:sleepy", *args],
+            env=_env(url, tmp_path, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job is not None and check(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached the expected state: {store.get(job_id)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def _report(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clf_analysis", "report", "--database-url", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_kill_9_of_a_worker_mid_job_is_recovered_by_another(
+    store: JobStore, store_url: str, spawn_worker, tmp_path: Path
+) -> None:
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    job = store.submit("b1", {"steps": 30, "delay": 0.1, "pid_dir": str(pid_dir)}).job
+    first = spawn_worker(store_url)
+    wait_for(store, job.id, lambda j: j.state == "running" and j.progress > 0)
+    (orphan,) = (int(p.stem) for p in pid_dir.glob("*.pid"))
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    # The child notices its parent is gone and stops instead of racing the retry.
+    deadline = time.monotonic() + 10
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(orphan)
+
+    second = spawn_worker(store_url)
+    done = wait_for(store, job.id, lambda j: j.state in ("completed", "failed", "cancelled"))
+    assert done.state == "completed" and done.attempts == 2
+    assert done.result is not None and done.result["pid"] != orphan
+    kinds = [e.kind for e in store.events(job.id)]
+    assert kinds.count("claimed") == 2 and "requeued" in kinds and kinds[-1] == "completed"
+
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(WAIT) == 0
+    state = store.service_state()
+    assert state.startup_count == 2
+    assert state.unclean_shutdown_count == 1 and state.clean_shutdown_count == 1
+
+
+def test_sigterm_drains_releases_the_unfinished_job_and_exits_0(
+    sqlite_url: str, spawn_worker
+) -> None:
+    store = JobStore.connect(sqlite_url)
+    job = store.submit("b1", {"steps": 600, "delay": 0.05}).job
+    proc = spawn_worker(sqlite_url, "--cancel-grace", "1")
+    wait_for(store, job.id, lambda j: j.state == "running" and j.progress > 0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(WAIT) == 0
+    back = store.get(job.id)
+    assert back is not None and (back.state, back.attempts, back.lease_owner) == ("queued", 0, None)
+    assert [e.kind for e in store.events(job.id)][-1] == "released"
+    state = store.service_state()
+    assert (state.clean_shutdown_count, state.unclean_shutdown_count) == (1, 0)
+    store.close()
+
+
+def test_worker_with_invalid_configuration_exits_2_naming_the_variable(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clf_analysis", "worker"],
+        env=_env(sqlite_url, tmp_path, LEASE_SECONDS="-5"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "LEASE_SECONDS" in done.stderr
+
+
+def test_report_reads_the_store_without_the_service(sqlite_url: str) -> None:
+    store = JobStore.connect(sqlite_url)
+    ok = store.submit("b-ok", {}).job
+    bad = store.submit("b-bad", {}).job
+    for _ in range(2):
+        job = store.claim("w", 30)
+        assert job is not None
+        if job.id == ok.id:
+            store.complete(job.id, "w", {"success": True})
+        else:
+            store.fail(job.id, "w", {"type": "AnalysisFailed", "message": "broken loop"})
+    store.record_startup("api-x", "api")
+    store.close()
+
+    as_json = _report(sqlite_url, "--json", "--job", bad.id)
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["counts"]["completed"] == 1 and data["counts"]["failed"] == 1
+    assert [f["job_id"] for f in data["recent_failures"]] == [bad.id]
+    assert data["job"]["error_detail"]["message"] == "broken loop"
+    assert [e["kind"] for e in data["job"]["events"]] == ["submitted", "claimed", "failed"]
+    assert data["service"]["startup_count"] == 1
+
+    text = _report(sqlite_url)
+    assert text.returncode == 0
+    assert "completed 1" in text.stdout and "broken loop" in text.stdout and ok.id in text.stdout
+
+
+def test_report_on_a_missing_store_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "jobs.db"
+    done = _report(f"sqlite:///{missing}")
+    assert done.returncode == 1 and "no job store" in done.stderr
+    assert not missing.exists()
