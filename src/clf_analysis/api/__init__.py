@@ -51,6 +51,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.json.sort_keys = False  # type: ignore[attr-defined]  # legacy member order reads better
     app.url_map.strict_slashes = False
+    # Empty path segments must reach the artifact validator (400), not be redirected.
+    app.url_map.merge_slashes = False
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings, store=store, is_draining=is_draining or (lambda: False)
     )
