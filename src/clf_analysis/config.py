@@ -34,7 +34,8 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     api_token: str | None = None
     worker_concurrency: int = Field(default=2, ge=0, le=64)
-    analysis_processes: int = Field(default=2, ge=1, le=64)
+    # None: the machine's cores shared among WORKER_CONCURRENCY jobs.
+    analysis_processes: int | None = Field(default=None, ge=1, le=64)
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     job_timeout: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)

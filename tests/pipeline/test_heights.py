@@ -29,6 +29,13 @@ def test_layer_grid_starts_at_one_thickness_and_ignores_float32_noise_at_the_top
     assert height_name(grid[2]) == "0.15"
 
 
+def test_layer_grid_uses_the_decimal_step_of_a_float32_thickness():
+    grid = layer_grid(float(np.float32(0.05)), float(np.float32(20.0)))
+    assert grid.size == 400 and grid[-1] == 20.0
+    assert layer_grid(float(np.float32(0.05)), float(np.float32(19.999998))).size == 400
+    assert layer_grid(0.05, 0.04).size == 0
+
+
 def test_layer_grid_rejects_non_positive_thickness():
     with pytest.raises(ValueError, match="thickness"):
         layer_grid(0.0, 10)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from clf_analysis.build.archive import PartFile, open_archive
 from clf_analysis.clf import CLFFormatError, Model, open_clf
 from clf_analysis.clf.types import Box, LoopArray
+from clf_analysis.geometry.stats import BuildStats
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
 from clf_analysis.pipeline.pathdata import (
     FileLayer,
@@ -32,6 +33,9 @@ from clf_analysis.render.raster import PlateRaster
 MAX_LISTED_INVALID = 2000
 MAX_UNCLOSED_ITEMS = 5000
 _MASK = (255, 255, 255, 255)
+# Progress unit: each file counts TICKS_PER_FILE, spread over its layers, so that the
+# parent knows the total before any file is opened.
+TICKS_PER_FILE = 1000
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,6 @@ class SnapshotShape:
 
 
 @dataclass
-class ModelSeries:
-    """Per-layer measurements of one model (a part) in this file, aligned with file layers."""
-
-    area: npt.NDArray[np.float64]  # net area: solids minus holes
-    loops: npt.NDArray[np.int64]
-    holes: npt.NDArray[np.int64]
-    bbox: npt.NDArray[np.float64]  # min x, min y, max x, max y over all layers (NaN: none)
-    footprint: npt.NDArray[np.uint8] | None = None  # packed bits of the plate mask
-
-
-@dataclass
 class FilePassResult:
     part: PartFile
     color: str
@@ -78,15 +71,14 @@ class FilePassResult:
     warnings: list[str]
     spool_offsets: npt.NDArray[np.int64]
     spool_lengths: npt.NDArray[np.int64]
-    loops: npt.NDArray[np.int64]  # per file layer, every listed loop (>= 3 vertices)
-    holes: npt.NDArray[np.int64]
-    area: npt.NDArray[np.float64]
-    series: dict[int, ModelSeries]
+    stats: BuildStats  # layers keyed by this file's own layer heights
+    footprints: dict[int, npt.NDArray[np.uint8]]  # model id -> packed plate mask bits
     invalid_loops: list[dict[str, object]]
     invalid_count: int
     winding_mismatches: int
     closed_loops: dict[int, int]  # per model id
     total_loops: dict[int, int]
+    shape_kinds: dict[str, int]  # shapes per kind over all layers
     unclosed: list[tuple[LoopArray, str, float]] = field(default_factory=list)
     snapshots: dict[float, list[SnapshotShape]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -128,20 +120,20 @@ def run_file_pass(
         warnings=[],
         spool_offsets=np.zeros(n, dtype=np.int64),
         spool_lengths=np.zeros(n, dtype=np.int64),
-        loops=np.zeros(n, dtype=np.int64),
-        holes=np.zeros(n, dtype=np.int64),
-        area=np.zeros(n),
-        series={},
+        stats=BuildStats(),
+        footprints={},
         invalid_loops=[],
         invalid_count=0,
         winding_mismatches=0,
         closed_loops={},
         total_loops={},
+        shape_kinds={},
     )
     model_names = {m.id: m.name for m in clf.models.values()}
     rasters: dict[int, PlateRaster] = {}
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
     position = 0
+    ticked = 0
     z = float("nan")
     try:
         with open(task.spool_path, "wb") as spool:
@@ -158,10 +150,12 @@ def run_file_pass(
                 result.spool_offsets[i] = position
                 result.spool_lengths[i] = len(frag)
                 position += len(frag)
-                _measure(result, i, fl, records, rasters, task.plate)
+                _measure(result, fl, rasters, task.plate, model_names)
                 for h in snapshot_index.get(i, ()):
                     result.snapshots[h] = _snapshot(fl)
-                tick(1)
+                reached = (i + 1) * TICKS_PER_FILE // n
+                tick(reached - ticked)
+                ticked = reached
     except (AnalysisCancelled, AnalysisError):
         raise
     except CLFFormatError as exc:
@@ -173,7 +167,8 @@ def run_file_pass(
             f"{type(exc).__name__}: {exc}", stage="geometry", file=part.key, layer=z
         ) from exc
     for model_id, raster in rasters.items():
-        result.series[model_id].footprint = np.packbits(raster.rgba[..., 3] > 0)
+        result.footprints[model_id] = np.packbits(raster.painted_mask())
+    tick(TICKS_PER_FILE - ticked)  # files without layers count as done too
     result.warnings = [f"{part.key}: {w}" for w in clf.warnings]
     result.seconds = time.perf_counter() - started
     return result
@@ -210,48 +205,20 @@ def _snapshot(fl: FileLayer) -> list[SnapshotShape]:
 
 def _measure(
     result: FilePassResult,
-    i: int,
     fl: FileLayer,
-    records: list[dict[str, object]],
     rasters: dict[int, PlateRaster],
     plate: Plate,
+    model_names: dict[int, str],
 ) -> None:
-    """Per-layer and per-model figures, invalid and unclosed loops, part footprints."""
+    """Statistics, invalid and unclosed loops and part footprints of one file layer."""
     a = fl.analysis
     z = fl.layer.z
-    n = len(result.zs)
-    result.loops[i] = len(records)
-    result.holes[i] = int(np.count_nonzero(a.is_hole & a.counted))
-    net = a.signed_by_nesting
-    result.area[i] = float(net.sum())
     shapes = fl.layer.shapes
-    model_of = np.fromiter(
-        (shapes[r.shape_index].model_id for r in fl.model_loops), dtype=np.int64, count=len(a)
+    owners = [shapes[r.shape_index].model_id for r in fl.model_loops]
+    thickness = result.thickness
+    result.stats.add_layer(
+        result.part.folder, result.part.name, z, thickness, a, owners, model_names
     )
-    for model_id in np.unique(model_of).tolist():
-        sel = model_of == model_id
-        series = result.series.get(model_id)
-        if series is None:
-            series = result.series[model_id] = ModelSeries(
-                area=np.zeros(n),
-                loops=np.zeros(n, dtype=np.int64),
-                holes=np.zeros(n, dtype=np.int64),
-                bbox=np.full(4, np.nan),
-            )
-        series.area[i] = float(net[sel].sum())
-        series.loops[i] = int(np.count_nonzero(sel & a.in_nesting))
-        series.holes[i] = int(np.count_nonzero(sel & a.is_hole & a.counted))
-        b = a.bounds[sel & a.in_nesting]
-        if len(b):
-            box = np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
-            series.bbox = np.array(
-                [
-                    np.fmin(series.bbox[0], box[0]),
-                    np.fmin(series.bbox[1], box[1]),
-                    np.fmax(series.bbox[2], box[2]),
-                    np.fmax(series.bbox[3], box[3]),
-                ]
-            )
     # Footprints: one even-odd fill per MODEL shape, so holes through every layer stay open.
     for shape in shapes:
         if shape.kind == "model":
@@ -282,6 +249,7 @@ def _measure(
         if len(result.unclosed) < MAX_UNCLOSED_ITEMS:
             result.unclosed.append((np.array(loop), reason, z))
     for shape in shapes:
+        result.shape_kinds[shape.kind] = result.shape_kinds.get(shape.kind, 0) + 1
         for loop in shape.loops:
             if len(loop) < 3:
                 continue

@@ -23,11 +23,14 @@ def layer_grid(thickness: float, top: float) -> np.ndarray:
     """
     if not (thickness > 0 and math.isfinite(thickness)):
         raise ValueError(f"layer thickness must be a positive number, got {thickness!r}")
-    if top < thickness:
+    # Thicknesses come from float32 fields (0.05 is stored as 0.0500000007): the grid
+    # step is the decimal value the writer meant, and the top may sit a few float32 ulps
+    # under its layer, so counting allows a small fraction of a layer.
+    step = round(float(thickness), 6)
+    count = math.floor(top / step + 1e-3)
+    if count < 1:
         return np.empty(0, dtype=np.float64)
-    # float32 tops (e.g. 20.000000298) must not add a layer above the build.
-    count = math.floor(round(top / thickness, 6))
-    return np.round(np.arange(1, count + 1, dtype=np.float64) * thickness, DECIMALS)
+    return np.round(np.arange(1, count + 1, dtype=np.float64) * step, DECIMALS)
 
 
 def every(interval: float, start: float, top: float) -> list[float]:

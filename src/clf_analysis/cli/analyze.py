@@ -1,0 +1,136 @@
+"""`clf-analysis analyze`: run one analysis in the foreground with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="analyse a build in the foreground and publish its outputs",
+        description="Analyse a build (an id under MIDAS_BASE_PATH, or a path to an .abp) and "
+        "write clf_analysis/ next to the package.",
+    )
+    p.add_argument("build", help="build id under --midas, or a path to a .abp file")
+    p.add_argument("--midas", type=Path, default=None, help="MIDAS base path (MIDAS_BASE_PATH)")
+    p.add_argument("--holes-interval", type=float, default=10.0, help="mm between holes views (10)")
+    p.add_argument("--composite", action="store_true", help="also write composite views")
+    p.add_argument(
+        "--no-pathdata", action="store_true", help="skip the per-layer path data JSON files"
+    )
+    p.add_argument("--processes", type=int, default=None, help="processes (ANALYSIS_PROCESSES)")
+    p.add_argument("--exclusions", type=Path, default=None, help="folder exclusions JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream; a plain line per stage when not a terminal."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.stage = ""
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if self.tty:
+            filled = round(fraction * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {fraction * 100:5.1f}% {stage:<9} {message[:40]:<40}")
+            self.stream.flush()
+        elif stage != self.stage:
+            self.stream.write(f"{fraction * 100:5.1f}% {stage}: {message}\n")
+            self.stream.flush()
+        self.stage = stage
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def report_lines(result: Any, info: dict[str, Any]) -> list[str]:
+    """The short report printed after a run."""
+    parts = info["parts"]
+    holes = sum(p["hole_count"] for p in parts)
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in info["timings"].items())
+    lines = [
+        f"build        {result.build_id} ({info['build']['archive']})",
+        f"files        {len(info['files_analyzed'])} analysed, "
+        f"{info['exclusion_info']['files_excluded']} excluded by folder rules",
+        f"parts        {len(parts)}",
+        f"layers       {result.layers} (thickness {info['global_height_info']['layer_thickness']}"
+        f" mm, top {info['global_height_info']['max_height']} mm)",
+        f"holes        {holes} (largest count on one layer, summed over parts)",
+        f"invalid      {info['invalid_loops_total']} loops",
+        f"warnings     {len(info['warnings'])}",
+    ]
+    lines += [f"  - {w}" for w in info["warnings"][:10]]
+    lines += [
+        f"timings      {timings} (total {result.duration_seconds:.2f}s)",
+        f"output       {result.output_dir}",
+    ]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from clf_analysis.build.exclusions import ExclusionsError, load_exclusions
+    from clf_analysis.config import ConfigError, load_settings
+    from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
+    from clf_analysis.pipeline.job import processes_per_job
+    from clf_analysis.pipeline.params import AnalysisParams
+    from clf_analysis.pipeline.run import RunOptions
+    from clf_analysis.pipeline.run import run as run_analysis
+    from clf_analysis.render.plate import Plate
+
+    try:
+        settings = load_settings()
+        params = AnalysisParams(
+            holes_interval=args.holes_interval,
+            create_composite_views=args.composite,
+            pathdata=not args.no_pathdata,
+        )
+        exclusions = load_exclusions(args.exclusions or settings.exclusions_file)
+    except (ConfigError, ExclusionsError, ValueError) as exc:
+        print(f"clf-analysis analyze: {exc}", file=sys.stderr)
+        return 2
+    midas = args.midas or settings.midas_base_path
+    options = RunOptions(
+        processes=args.processes or processes_per_job(settings),
+        exclusions=exclusions,
+        plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
+    )
+    bar = ProgressBar(sys.stderr)
+    started = time.perf_counter()
+    try:
+        result = run_analysis(
+            args.build,
+            params,
+            midas_base_path=midas,
+            options=options,
+            progress=(lambda *a: None) if args.quiet else bar,
+        )
+    except AnalysisCancelled:
+        bar.close()
+        print("clf-analysis analyze: cancelled", file=sys.stderr)
+        return 130
+    except AnalysisError as exc:
+        bar.close()
+        print(f"clf-analysis analyze: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        bar.close()
+        print("clf-analysis analyze: interrupted; previous results left untouched", file=sys.stderr)
+        return 130
+    bar.close()
+    info = json.loads(result.summary_path.read_text(encoding="utf-8"))
+    print("\n".join(report_lines(result, info)))
+    del started
+    return 0

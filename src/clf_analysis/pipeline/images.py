@@ -1,0 +1,397 @@
+"""The image stage: plate rasters and annotated figures from one pass's results.
+
+Every image is an independent task (module-level functions with picklable arguments),
+so the stage spreads over the run's processes like the layer pass does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.pipeline import heights as H
+from clf_analysis.pipeline.errors import AnalysisError
+from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape
+from clf_analysis.pipeline.params import AnalysisParams
+from clf_analysis.pipeline.pool import RunPool
+from clf_analysis.render import figures
+from clf_analysis.render.plate import Plate
+from clf_analysis.render.raster import RGBA, PlateRaster
+
+IDENTIFIER_DIR = "identifier_views"
+CLEAN_DIR = "clean_platforms"
+COMPOSITE_DIR = "composite_platforms"
+HOLES_DIR = "holes_views"
+ALL_PATHDATA = "transparent_all_pathdata_210mmx210mm_2100px.png"
+ALL_PATHDATA_NO_ID = "transparent_all_pathdata_WITH_NO_ID_210mmx210mm_2100px.png"
+COMBINED_IDENTIFIERS = "combined_identifiers_platform_view.png"
+UNCLOSED = "unclosed_shapes_platform_view.png"
+MAX_UNCLOSED_DRAWN = 5000
+
+RGBA_OF = {
+    "blue": (31, 95, 191, 255),
+    "red": (214, 39, 40, 255),
+    "green": (44, 160, 44, 255),
+    "gray": (128, 128, 128, 255),
+}
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    build_id: str
+    out: Path
+    plate: Plate
+    top: float
+    params: AnalysisParams
+    results: list[FilePassResult]
+    stats: BuildStats
+
+
+@dataclass(frozen=True)
+class LayerShapes:
+    """What a height-specific image draws: each file's shapes at that height."""
+
+    z: float
+    files: tuple[tuple[str, str, str, tuple[SnapshotShape, ...]], ...]  # folder, name, color
+
+
+def part_slug(key: PartKey) -> str:
+    """File-name-safe key of a part: folder, file stem and model id."""
+    folder, name, model_id = key
+    stem = name.rsplit(".", 1)[0]
+    raw = f"{folder}-{stem}-{model_id}" if folder else f"{stem}-{model_id}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_")
+
+
+def part_label(key: PartKey, model_name: str) -> str:
+    folder, name, model_id = key
+    where = f"{folder}/{name}" if folder else name
+    return f"{model_id} {model_name} ({where})" if model_name else f"{model_id} ({where})"
+
+
+def _layer_shapes(results: list[FilePassResult], z: float) -> LayerShapes:
+    return LayerShapes(
+        z=z,
+        files=tuple(
+            (r.part.folder, r.part.name, r.color, tuple(r.snapshots[z]))
+            for r in results
+            if z in r.snapshots
+        ),
+    )
+
+
+def _unpack(bits: npt.NDArray[np.uint8], plate: Plate) -> npt.NDArray[np.bool_]:
+    n = plate.px * plate.px
+    return np.unpackbits(bits, count=n).view(np.bool_).reshape(plate.px, plate.px)
+
+
+# ------------------------------------------------------------------------ image tasks
+
+
+def clean_platform(path: Path, layer: LayerShapes, plate: Plate) -> dict[str, Any]:
+    """Plate-registered raster of every file's shapes at one height, file colours."""
+    raster = PlateRaster(plate)
+    for _folder, _name, color, shapes in layer.files:
+        rgba: RGBA = RGBA_OF.get(color, RGBA_OF["gray"])
+        for shape in shapes:
+            if shape.kind == "model":
+                raster.fill_shape(shape.loops, rgba)
+            else:
+                for loop in shape.loops:
+                    raster.stroke(loop, rgba, closed=shape.closed)
+    raster.write_png(path)
+    return {"height": layer.z, "filename": path.name}
+
+
+def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) -> dict[str, Any]:
+    """Annotated holes view at one height, with the hole count per file."""
+    solids = []
+    holes = []
+    labels = []
+    files_with_holes = 0
+    for folder, name, _color, shapes in layer.files:
+        file_holes = 0
+        for shape in shapes:
+            if shape.kind != "model":
+                continue
+            solids.append(shape.loops)
+            for loop, is_hole in zip(shape.loops, shape.holes, strict=True):
+                if is_hole:
+                    holes.append(loop)
+                    labels.append(str(shape.model_id))
+                    file_holes += 1
+        files_with_holes += file_holes > 0
+        del folder, name
+    figures.holes_view(
+        path,
+        build_id=build_id,
+        z=layer.z,
+        solids=solids,
+        holes=holes,
+        hole_labels=labels,
+        plate=plate,
+    )
+    return {
+        "height": layer.z,
+        "filename": path.name,
+        "holes_statistics": {
+            "total_holes": len(holes),
+            "files_with_holes": files_with_holes,
+            "solid_shapes": len(solids),
+        },
+    }
+
+
+def composite_platform(
+    path: Path, build_id: str, layer: LayerShapes, plate: Plate
+) -> dict[str, Any]:
+    by_folder: dict[str, list[Any]] = {}
+    for folder, _name, _color, shapes in layer.files:
+        by_folder.setdefault(folder or "(Models)", []).extend(
+            s.loops for s in shapes if s.kind == "model"
+        )
+    figures.composite_view(
+        path, build_id=build_id, z=layer.z, shapes_by_folder=by_folder, plate=plate
+    )
+    return {"height": layer.z, "filename": path.name}
+
+
+def identifier_platform(
+    path: Path,
+    build_id: str,
+    label: str,
+    footprint: npt.NDArray[np.uint8],
+    others: npt.NDArray[np.uint8] | None,
+    bbox: tuple[float, float, float, float] | None,
+    plate: Plate,
+) -> None:
+    figures.identifier_view(
+        path,
+        build_id=build_id,
+        part_label=label,
+        footprint=_unpack(footprint, plate),
+        bbox=bbox,
+        others=() if others is None else (_unpack(others, plate),),
+        plate=plate,
+    )
+
+
+def combined_identifiers(
+    path: Path, build_id: str, parts: list[tuple[str, npt.NDArray[np.uint8]]], plate: Plate
+) -> None:
+    figures.combined_identifiers_view(
+        path,
+        build_id=build_id,
+        parts=[(label, _unpack(bits, plate), None) for label, bits in parts],
+        plate=plate,
+    )
+
+
+def all_pathdata(
+    paths: tuple[Path, Path],
+    files: list[tuple[str, list[npt.NDArray[np.uint8]]]],
+    labels: list[tuple[str, tuple[float, float]]],
+    plate: Plate,
+) -> None:
+    """Union of every layer of every file in its file colour; with and without ids."""
+    raster = PlateRaster(plate)
+    for color, masks in files:
+        painted = np.zeros((plate.px, plate.px), dtype=bool)
+        for bits in masks:
+            painted |= _unpack(bits, plate)
+        raster.rgba[painted] = RGBA_OF.get(color, RGBA_OF["gray"])
+    with_id, without_id = paths
+    raster.write_png(without_id)
+    for text, xy in labels:
+        raster.label(text, xy)
+    raster.write_png(with_id)
+
+
+def unclosed(path: Path, build_id: str, items: list[Any], plate: Plate) -> None:
+    figures.unclosed_view(path, build_id=build_id, items=items, plate=plate)
+
+
+# ---------------------------------------------------------------------------- stage
+
+
+@dataclass(frozen=True)
+class _Task:
+    key: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+def render_images(
+    inputs: ImageInputs,
+    pool: RunPool,
+    *,
+    on_progress: Callable[[float], None],
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Render every image of OUTPUTS.md; returns the platform_info entries describing them."""
+    out, plate, build_id, params = inputs.out, inputs.plate, inputs.build_id, inputs.params
+    results = inputs.results
+    for sub in (IDENTIFIER_DIR, CLEAN_DIR, HOLES_DIR):
+        (out / sub).mkdir()
+    tasks: list[_Task] = []
+
+    clean_heights = [
+        h
+        for h in H.clean_platform_heights(inputs.top, params.clean_platform_heights)
+        if h <= inputs.top + 1e-9
+    ]
+    for h in clean_heights:
+        path = out / CLEAN_DIR / f"clean_platform_{H.height_name(h)}mm.png"
+        tasks.append(_Task(f"clean:{h}", clean_platform, (path, _layer_shapes(results, h), plate)))
+    if params.create_composite_views:
+        (out / COMPOSITE_DIR).mkdir()
+        for h in clean_heights:
+            path = out / COMPOSITE_DIR / f"platform_composite_folders_{H.height_name(h)}mm.png"
+            tasks.append(
+                _Task(
+                    f"composite:{h}",
+                    composite_platform,
+                    (path, build_id, _layer_shapes(results, h), plate),
+                )
+            )
+    hole_heights = [
+        h
+        for h in H.hole_view_heights(inputs.top, params.holes_interval, params.hole_heights)
+        if h <= inputs.top + 1e-9
+    ]
+    for h in hole_heights:
+        path = out / HOLES_DIR / f"combined_holes_platform_view_{H.height_name(h)}mm.png"
+        tasks.append(
+            _Task(f"holes:{h}", holes_platform, (path, build_id, _layer_shapes(results, h), plate))
+        )
+
+    # Part footprints: every layer of the part, holes through all layers left open.
+    footprints: dict[PartKey, npt.NDArray[np.uint8]] = {}
+    for r in results:
+        for model_id, bits in r.footprints.items():
+            footprints[(r.part.folder, r.part.name, model_id)] = bits
+    parts = [inputs.stats.parts[k] for k in sorted(inputs.stats.parts) if k in footprints]
+    all_bits = None
+    if footprints:
+        union = np.zeros(plate.px * plate.px, dtype=bool)
+        for bits in footprints.values():
+            union |= np.unpackbits(bits, count=union.size).view(np.bool_)
+        all_bits = np.packbits(union)
+    identifier_entries = []
+    for p in parts:
+        key = p.key
+        filename = f"identifier_{part_slug(key)}_platform_view.png"
+        label = part_label(key, p.model_name)
+        bbox = tuple(p.bounds) if p.layer_count else None
+        tasks.append(
+            _Task(
+                f"identifier:{filename}",
+                identifier_platform,
+                (out / IDENTIFIER_DIR / filename, build_id, label, footprints[key], all_bits, bbox,
+                 plate),
+            )
+        )  # fmt: skip
+        identifier_entries.append(
+            {
+                "identifier": part_slug(key),
+                "key": [key[0], key[1], key[2]],
+                "model_id": key[2],
+                "model_name": p.model_name,
+                "folder": key[0],
+                "file": key[1],
+                "filename": f"{IDENTIFIER_DIR}/{filename}",
+                "total_shapes": p.layer_count,
+                "height_range": [p.z_min, p.z_max],
+            }
+        )
+    tasks.append(
+        _Task(
+            "combined",
+            combined_identifiers,
+            (
+                out / IDENTIFIER_DIR / COMBINED_IDENTIFIERS,
+                build_id,
+                [(str(p.model_id), footprints[p.key]) for p in parts],
+                plate,
+            ),
+        )
+    )
+    labels = [
+        (str(p.model_id), ((p.bounds[0] + p.bounds[2]) / 2, (p.bounds[1] + p.bounds[3]) / 2))
+        for p in parts
+        if p.layer_count
+    ]
+    tasks.append(
+        _Task(
+            "all",
+            all_pathdata,
+            (
+                (out / IDENTIFIER_DIR / ALL_PATHDATA, out / IDENTIFIER_DIR / ALL_PATHDATA_NO_ID),
+                [(r.color, list(r.footprints.values())) for r in results],
+                labels,
+                plate,
+            ),
+        )
+    )
+    unclosed_items = [
+        figures.UnclosedItem(loop, reason, z, r.part.key, not reason.endswith(" line"))
+        for r in results
+        for loop, reason, z in r.unclosed
+    ][:MAX_UNCLOSED_DRAWN]
+    unclosed_total = sum(len(r.unclosed) for r in results)
+    tasks.append(_Task("unclosed", unclosed, (out / UNCLOSED, build_id, unclosed_items, plate)))
+
+    answers = dict(
+        zip(
+            (t.key for t in tasks),
+            pool.map(_call, tasks, on_progress=on_progress, is_cancelled=is_cancelled),
+            strict=True,
+        )
+    )
+
+    def entry(kind: str, folder: str, h: float) -> dict[str, Any]:
+        answer = answers[f"{kind}:{h}"]
+        return {**answer, "filename": f"{folder}/{answer['filename']}"}
+
+    return {
+        "clean_platforms": [entry("clean", CLEAN_DIR, h) for h in clean_heights],
+        "platform_composites": [
+            entry("composite", COMPOSITE_DIR, h)
+            for h in clean_heights
+            if params.create_composite_views
+        ],
+        "holes_views": [entry("holes", HOLES_DIR, h) for h in hole_heights],
+        "hole_heights": hole_heights,
+        "identifier_platform_views": identifier_entries,
+        "combined_identifier_view": {
+            "filename": f"{IDENTIFIER_DIR}/{COMBINED_IDENTIFIERS}",
+            "total_identifiers": len(parts),
+        },
+        "all_pathdata": {
+            "with_ids": f"{IDENTIFIER_DIR}/{ALL_PATHDATA}",
+            "without_ids": f"{IDENTIFIER_DIR}/{ALL_PATHDATA_NO_ID}",
+        },
+        "unclosed_shapes_view": {
+            "filename": UNCLOSED,
+            "total_shapes": unclosed_total,
+            "drawn": len(unclosed_items),
+        },
+    }
+
+
+def _call(task: _Task) -> Any:
+    try:
+        return task.fn(*task.args)
+    except AnalysisError:
+        raise
+    except Exception as exc:
+        raise AnalysisError(
+            f"{type(exc).__name__}: {exc} (image {task.key})", stage="images"
+        ) from exc

@@ -1,0 +1,428 @@
+"""One analysis run of one build: `run(...)` is the pipeline's entry point.
+
+Stages: prepare (find and open the package, exclusions) → layers (every included part
+file parsed once, all its layers analysed, in parallel over files) → pathdata (one JSON
+per layer height, joined from per-file fragments) → images → publish (atomic swap under
+the build lock, run log). Nothing outside the run's temp directory changes before the
+publish stage; a failed or cancelled run removes its temp directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import mmap
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
+from clf_analysis.build.discovery import find_build_package, validate_build_id
+from clf_analysis.build.exclusions import Exclusions, load_exclusions
+from clf_analysis.clf.lookup import layer_indices
+from clf_analysis.geometry.stats import BuildStats, LayerStats, z_key
+from clf_analysis.pipeline import heights as H
+from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError, BuildLocked
+from clf_analysis.pipeline.file_pass import TICKS_PER_FILE, FilePassResult, FilePassTask
+from clf_analysis.pipeline.images import ImageInputs, render_images
+from clf_analysis.pipeline.params import MAX_HEIGHT_MM, AnalysisParams
+from clf_analysis.pipeline.pathdata import assemble
+from clf_analysis.pipeline.platform_info import build_platform_info
+from clf_analysis.pipeline.pool import RunPool
+from clf_analysis.pipeline.progress import ProgressFn, ProgressTracker
+from clf_analysis.pipeline.publish import (
+    OUTPUT_DIR,
+    LockPolicy,
+    exclusive_build_lock,
+    holder_hint,
+    record_run,
+    recover_interrupted_swap,
+    remove_stale_temp_dirs,
+    swap_into_place,
+    temp_output_dir,
+)
+from clf_analysis.render.plate import Plate
+
+log = logging.getLogger(__name__)
+
+PATHDATA_DIR = "imagePathRawData-"
+RUN_LOCK_FILE = ".clf_analysis.run.lock"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what to compute — that is `AnalysisParams`)."""
+
+    processes: int = 1
+    exclusions: Exclusions | None = None
+    plate: Plate = field(default_factory=Plate)
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    lock_policy: LockPolicy = field(default_factory=LockPolicy)
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a completed run reports (the job result is `to_legacy()`)."""
+
+    build_id: str
+    run_id: str
+    output_dir: Path
+    summary_path: Path
+    params: AnalysisParams
+    duration_seconds: float
+    parts: int
+    layers: int
+    holes_max: int
+    invalid_loops: int
+    warnings: list[str]
+    timings: dict[str, float]
+
+    def to_legacy(self) -> dict[str, Any]:
+        return {
+            "success": True,
+            "build_id": self.build_id,
+            "run_id": self.run_id,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "summary_path": str(self.summary_path),
+            "output_dir": str(self.output_dir),
+            "holes_interval": self.params.holes_interval,
+            "create_composite_views": self.params.create_composite_views,
+            "parts": self.parts,
+            "layers": self.layers,
+            "invalid_loops": self.invalid_loops,
+            "warnings": len(self.warnings),
+            "timings": self.timings,
+        }
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 3)
+
+
+def _never() -> bool:
+    return False
+
+
+def _silent(stage: str, fraction: float, message: str) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _run_lock(build_dir: Path) -> Iterator[None]:
+    """One run per build folder at a time, also across CLI and service processes."""
+    fd = os.open(build_dir / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildLocked(
+                f"another analysis of {build_dir.name} is running", stage="prepare", kind="busy"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def locate_package(build: str | Path, midas_base_path: Path | None) -> tuple[str, Path]:
+    """(build id, .abp path) from a build id under MIDAS_BASE_PATH or a path to an .abp."""
+    as_path = Path(build)
+    if str(build).endswith(".abp") or as_path.is_file():
+        if not as_path.is_file():
+            raise AnalysisError(f"no such package: {as_path}", stage="prepare", kind="not_found")
+        return as_path.resolve().parent.name, as_path.resolve()
+    if midas_base_path is None:
+        raise AnalysisError("MIDAS_BASE_PATH is not set", stage="prepare", kind="config")
+    try:
+        build_id = validate_build_id(str(build))
+        return build_id, find_build_package(midas_base_path, build_id)
+    except BuildError as exc:
+        raise AnalysisError(str(exc), stage="prepare", kind="not_found") from exc
+
+
+def run(
+    build: str | Path,
+    params: AnalysisParams,
+    *,
+    midas_base_path: Path | None = None,
+    options: RunOptions | None = None,
+    progress: ProgressFn = _silent,
+    is_cancelled: Callable[[], bool] = _never,
+) -> RunResult:
+    """Analyse one build and publish its outputs; raises AnalysisError / AnalysisCancelled."""
+    options = options or RunOptions()
+    started = datetime.now(UTC)
+    t_start = time.perf_counter()
+    run_id = options.job_id or uuid.uuid4().hex
+    tracker = ProgressTracker(progress)
+    tracker.stage("prepare", "locating the build package")
+    build_id, package = locate_package(build, midas_base_path)
+    build_dir = package.parent
+    with _run_lock(build_dir):
+        recover_interrupted_swap(build_dir)
+        remove_stale_temp_dirs(build_dir)
+        tmp = temp_output_dir(build_dir, run_id)
+        tmp.mkdir()
+        status = "failed"
+        try:
+            result = _Analysis(
+                build_id, package, tmp, params, options, run_id, tracker, is_cancelled
+            ).execute()
+            tracker.stage("publish", "publishing results")
+            if is_cancelled():
+                raise AnalysisCancelled()
+            hint = holder_hint(options.job_id or run_id, started)
+            with exclusive_build_lock(build_dir, hint, options.lock_policy):
+                swap_into_place(build_dir, tmp, run_id)
+            status = "completed"
+        except AnalysisCancelled:
+            status = "cancelled"
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp.with_name(tmp.name + ".spool"), ignore_errors=True)
+            with contextlib.suppress(BuildLocked, OSError):
+                record_run(
+                    build_dir,
+                    run_id=run_id,
+                    start_time=started,
+                    end_time=datetime.now(UTC),
+                    status=status,
+                )
+    duration = time.perf_counter() - t_start
+    tracker.finish("completed")
+    return replace(
+        result,
+        output_dir=build_dir / OUTPUT_DIR,
+        summary_path=build_dir / OUTPUT_DIR / "platform_info.json",
+        duration_seconds=duration,
+    )
+
+
+@dataclass
+class _Analysis:
+    """The stages of one run between `prepare` and `publish`, writing into `out`."""
+
+    build_id: str
+    package: Path
+    out: Path
+    params: AnalysisParams
+    options: RunOptions
+    run_id: str
+    tracker: ProgressTracker
+    is_cancelled: Callable[[], bool]
+    timer: _Timer = field(default_factory=_Timer)
+    tasks: list[FilePassTask] = field(default_factory=list)
+
+    def execute(self) -> RunResult:
+        exclusions = self.options.exclusions or load_exclusions(None)
+        with self.timer.stage("prepare"):
+            try:
+                with open_archive(self.package, self.options.archive_limits) as archive:
+                    all_parts = archive.part_files()
+                    sha256 = archive.sha256()
+                    size = archive.size_bytes
+            except BuildError as exc:
+                raise AnalysisError(str(exc), stage="prepare", kind="bad_package") from exc
+            included, excluded = exclusions.split(all_parts)
+            if not included:
+                raise AnalysisError(
+                    f"{self.package.name}: no CLF files left to analyse "
+                    f"({len(all_parts)} found, {len(excluded)} excluded by folder rules)",
+                    stage="prepare",
+                    kind="empty_build",
+                )
+        with RunPool(min(self.options.processes, len(included))) as pool:
+            results, grid, mapping, top, thickness = self._layers(included, pool)
+            with self.timer.stage("pathdata"):
+                layer_files = self._pathdata(grid, results, mapping)
+            stats = BuildStats()
+            for r in results:
+                for part in r.stats.parts.values():
+                    stats.merge(BuildStats(parts={part.key: part}))
+            self.tracker.stage("images", "rendering plate images")
+            with self.timer.stage("images"):
+                images = render_images(
+                    ImageInputs(
+                        build_id=self.build_id,
+                        out=self.out,
+                        plate=self.options.plate,
+                        top=top,
+                        params=self.params,
+                        results=results,
+                        stats=stats,
+                    ),
+                    pool,
+                    on_progress=lambda f: self.tracker.update(f, "rendering plate images"),
+                    is_cancelled=self.is_cancelled,
+                )
+        warnings = [w for r in results for w in r.warnings]
+        mismatches = sum(r.winding_mismatches for r in results)
+        if mismatches:
+            warnings.append(
+                f"{mismatches} loops wound against the convention (counter-clockwise solid, "
+                "clockwise hole); nesting decided their role"
+            )
+        with self.timer.stage("summary"):
+            info = build_platform_info(
+                build_id=self.build_id,
+                package=self.package,
+                package_size=size,
+                sha256=sha256,
+                run_id=self.run_id,
+                params=self.params,
+                exclusions=exclusions,
+                included=included,
+                excluded=excluded,
+                results=results,
+                grid=grid,
+                layer_files=layer_files,
+                layer_stats=_grid_layer_stats(grid, results, mapping),
+                stats=stats,
+                images=images,
+                thickness=thickness,
+                warnings=warnings,
+                timings=self.timer.timings,
+                pathdata_dir=PATHDATA_DIR,
+            )
+            (self.out / "platform_info.json").write_bytes(
+                orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+            )
+        return RunResult(
+            build_id=self.build_id,
+            run_id=self.run_id,
+            output_dir=self.out,
+            summary_path=self.out / "platform_info.json",
+            params=self.params,
+            duration_seconds=0.0,
+            parts=len(stats.parts),
+            layers=len(grid),
+            holes_max=max((p.hole_count for p in stats.parts.values()), default=0),
+            invalid_loops=sum(r.invalid_count for r in results),
+            warnings=warnings,
+            timings=self.timer.timings,
+        )
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".spool")
+
+    def _layers(
+        self, included: list[PartFile], pool: RunPool
+    ) -> tuple[list[FilePassResult], np.ndarray, list[np.ndarray], float, float]:
+        """Every file parsed once; then the build's layer grid mapped onto each file."""
+        self.tracker.stage("layers", f"analysing {len(included)} part files")
+        self.spool_dir.mkdir()
+        snapshot_heights = _snapshot_heights(self.params)
+        self.tasks = [
+            FilePassTask(
+                archive_path=self.package,
+                part=part,
+                spool_path=self.spool_dir / f"{i:04d}.frag",
+                snapshot_heights=snapshot_heights,
+                plate=self.options.plate,
+            )
+            for i, part in enumerate(included)
+        ]
+        total = TICKS_PER_FILE * len(self.tasks)
+        with self.timer.stage("layers"):
+            results = pool.file_passes(
+                self.tasks,
+                on_progress=lambda done: self.tracker.update(
+                    done / total, f"{done * len(included) // total} of {len(included)} part files"
+                ),
+                is_cancelled=self.is_cancelled,
+            )
+        with_layers = [r for r in results if len(r.zs)]
+        if not with_layers:
+            raise AnalysisError(
+                "the included CLF files hold no layers", stage="layers", kind="empty_build"
+            )
+        thickness = min((r.thickness for r in with_layers if r.thickness > 0), default=0.0)
+        if thickness <= 0:
+            raise AnalysisError(
+                "no model declares a layer thickness", stage="layers", kind="bad_package"
+            )
+        top = max(float(r.zs[-1]) for r in with_layers)
+        grid = H.layer_grid(thickness, top)
+        mapping = [
+            layer_indices(r.zs, grid, min_z=r.box.min_z, max_z=r.box.max_z, thickness=r.thickness)
+            for r in results
+        ]
+        return results, grid, mapping, top, thickness
+
+    def _pathdata(
+        self, grid: np.ndarray, results: list[FilePassResult], mapping: list[np.ndarray]
+    ) -> list[str]:
+        """One JSON list per grid height: the fragments of every file, in file order."""
+        self.tracker.stage("pathdata", f"writing {len(grid)} layer files")
+        if not self.params.pathdata:
+            return []
+        folder = self.out / PATHDATA_DIR
+        folder.mkdir()
+        names: list[str] = []
+        with contextlib.ExitStack() as stack:
+            spools: list[mmap.mmap | bytes] = []
+            for task in self.tasks:
+                fh = stack.enter_context(open(task.spool_path, "rb"))
+                size = os.fstat(fh.fileno()).st_size
+                spools.append(
+                    stack.enter_context(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+                    if size
+                    else b""
+                )
+            for k, z in enumerate(grid.tolist()):
+                if k % 16 == 0:
+                    if self.is_cancelled():
+                        raise AnalysisCancelled()
+                    self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
+                frags = []
+                for r, idx, spool in zip(results, mapping, spools, strict=True):
+                    i = int(idx[k])
+                    if i >= 0 and r.spool_lengths[i]:
+                        off = int(r.spool_offsets[i])
+                        frags.append(spool[off : off + int(r.spool_lengths[i])])
+                name = f"platform_layer_pathdata_{H.height_name(z)}mm.json"
+                (folder / name).write_bytes(assemble(frags))
+                names.append(name)
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        return names
+
+
+def _snapshot_heights(params: AnalysisParams) -> tuple[float, ...]:
+    """Heights whose shapes the image stage may draw, before the build's top is known."""
+    heights = set(H.clean_platform_heights(MAX_HEIGHT_MM, params.clean_platform_heights))
+    heights.update(H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights))
+    return tuple(sorted(heights))
+
+
+def _grid_layer_stats(
+    grid: np.ndarray, results: list[FilePassResult], mapping: list[np.ndarray]
+) -> list[LayerStats]:
+    """Per grid height: the statistics of the file layers that answer it, summed."""
+    out = [LayerStats(z_key(z)) for z in grid.tolist()]
+    for r, idx in zip(results, mapping, strict=True):
+        for k in np.flatnonzero(idx >= 0).tolist():
+            file_layer = r.stats.layers.get(z_key(float(r.zs[idx[k]])))
+            if file_layer is not None:
+                out[k].merge(replace(file_layer, z=out[k].z))
+    return out
