@@ -479,3 +479,34 @@ def test_single_loop_fast_path_agrees_with_the_general_path(name: str) -> None:
             getattr(fast, field)[0], getattr(general, field)[0], rtol=1e-12, err_msg=field
         )
     assert fast.invalid_reason[0] == general.invalid_reason[0]
+
+
+grid_loops = st.lists(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=0, max_size=9).map(
+        lambda pts: np.array(pts, dtype=np.float32).reshape(-1, 2)
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid_loops, st.randoms(use_true_random=False))
+def test_arbitrary_loops_on_a_coarse_grid_keep_the_invariants(
+    loops: list[LoopArray], rnd: object
+) -> None:
+    # Small integer grids make crossings, touching, collinear and repeated loops common.
+    a = analyze_loops(loops)
+    n = len(loops)
+    assert a.bounds.shape == (n, 4) and len(a.invalid_reason) == n
+    assert a.valid.tolist() == [r is None for r in a.invalid_reason]
+    assert (a.is_hole == (a.in_nesting & (a.depth % 2 == 1))).all()
+    assert (a.depth[~a.in_nesting] == 0).all() and (a.parent[~a.in_nesting] == -1).all()
+    for i in range(n):
+        if a.parent[i] >= 0:
+            assert a.in_nesting[a.parent[i]] and a.duplicate_of[a.parent[i]] == -1
+            assert a.area[a.parent[i]] >= a.area[i]
+        assert (a.depth[i] > 0) == (a.parent[i] >= 0)
+    perm = list(range(n))
+    rnd.shuffle(perm)  # type: ignore[attr-defined]
+    assert_order_independent(loops, perm)

@@ -153,7 +153,7 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
             if _collinear(loop - loop[0], width):
                 in_nesting[measured[k]] = False
     area = np.abs(signed)
-    for i in np.flatnonzero(~in_nesting).tolist():
+    for i in [] if in_nesting.all() else np.flatnonzero(~in_nesting).tolist():
         if counts[i] < 3:
             reasons[i] = REASON_FEW_VERTICES
         elif not np.isfinite(bounds[i]).all():
@@ -168,16 +168,17 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
     if len(nested):
         polys = _polygons(xy, measured, m_counts, nested)
         ok = shapely.is_valid(polys)
-        for k in np.flatnonzero(~ok).tolist():
+        for k in [] if ok.all() else np.flatnonzero(~ok).tolist():
             reasons[nested[k]], invalid_point[nested[k]] = _geos_reason(polys[k])
         if len(nested) > 1:
             sub = _nest(polys, area[nested], bounds[nested], [loops[i] for i in nested.tolist()])
             depth[nested] = sub[0]
             parent[nested] = np.where(sub[1] >= 0, nested[sub[1]], -1)
             duplicate_of[nested] = np.where(sub[2] >= 0, nested[sub[2]], -1)
-            for i in np.flatnonzero(duplicate_of >= 0).tolist():
-                if reasons[i] is None:
-                    reasons[i] = REASON_DUPLICATE
+            if (sub[2] >= 0).any():
+                for i in np.flatnonzero(duplicate_of >= 0).tolist():
+                    if reasons[i] is None:
+                        reasons[i] = REASON_DUPLICATE
 
     is_hole = (depth % 2 == 1) & in_nesting
     valid = np.fromiter((r is None for r in reasons), dtype=bool, count=n)
