@@ -1,0 +1,112 @@
+"""`clf-analysis serve` for real: gunicorn, embedded workers, spawned job children."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from .conftest import CLI, ServeProcess, serve_env, wait_for
+
+
+def _job(url: str, job_id: str) -> dict:
+    return requests.get(f"{url}/api/jobs/{job_id}", timeout=5).json()["job"]
+
+
+def test_submit_poll_complete_results_and_restart_keeps_jobs(
+    serve_factory: Callable[..., ServeProcess], midas: Path
+) -> None:
+    served = serve_factory(midas)
+    url = served.url
+    accepted = requests.post(f"{url}/api/analyze", json={"build_id": 271360}, timeout=5)
+    assert accepted.status_code == 202
+    job_id = accepted.json()["job_id"]
+    job = wait_for(lambda: (j := _job(url, job_id))["status"] in ("completed", "failed") and j)
+    assert job["status"] == "completed", job
+    assert job["result"]["success"] is True
+    assert job["progress"]["percent"] == 100.0
+
+    results = requests.get(f"{url}/api/builds/271360/results", timeout=5).json()
+    assert results["platform_info"]["analysis_summary"]["job_id"] == job_id
+    png = next(a for a in results["artifacts"] if a["path"].endswith(".png"))
+    image = requests.get(url + png["url"], timeout=5)
+    assert image.headers["Content-Type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    layers = requests.get(f"{url}/api/builds/271360/layers", timeout=5).json()
+    assert requests.get(url + layers["urls"][0], timeout=5).json()[0]["type"] == "path"
+
+    # The CLI talks to the same server: submit --wait exits 0 on completion.
+    cli = subprocess.run(
+        [str(CLI), "submit", "300001", "--url", url, "--holes-interval", "5", "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "completed" in cli.stdout
+    assert "100.0%" in cli.stderr
+    listing = subprocess.run(
+        [str(CLI), "query", "--url", url], capture_output=True, text=True, timeout=30
+    )
+    assert listing.returncode == 0 and job_id in listing.stdout
+
+    assert served.stop(signal.SIGTERM) == 0
+    again = serve_factory(midas)
+    assert _job(again.url, job_id)["status"] == "completed"
+    assert requests.get(f"{again.url}/api/jobs", timeout=5).json()["total"] == 2
+    metrics = requests.get(f"{again.url}/metrics", timeout=5).text
+    assert "clf_service_startups_total 2" in metrics
+    assert 'clf_jobs{state="completed"} 2' in metrics
+
+
+def test_sigterm_turns_readiness_off_drains_the_running_job_and_exits_0(
+    serve_factory: Callable[..., ServeProcess], midas: Path
+) -> None:
+    served = serve_factory(midas, runner="slow", CLF_TEST_RUNNER_SECONDS="5")
+    url = served.url
+    job_id = requests.post(f"{url}/api/builds/271360/analyze", timeout=5).json()["job_id"]
+    wait_for(lambda: _job(url, job_id)["status"] == "running")
+    served.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 503)
+    # Still answering polls while the job drains.
+    assert _job(url, job_id)["status"] == "running"
+    assert served.proc.wait(30) == 0
+    assert "draining" in served.log()
+    again = serve_factory(midas)
+    assert _job(again.url, job_id)["status"] == "completed"
+
+
+def test_cli_failures_exit_nonzero(
+    serve_factory: Callable[..., ServeProcess], midas: Path, tmp_path: Path
+) -> None:
+    served = serve_factory(midas, runner="failing")
+    failed = subprocess.run(
+        [str(CLI), "submit", "271360", "--url", served.url, "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert "corrupt package" in failed.stderr
+    unknown = subprocess.run(
+        [str(CLI), "submit", "999999", "--url", served.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert unknown.returncode == 1
+    assert "404" in unknown.stderr
+    assert not (midas / "999999").exists()
+
+
+def test_bad_configuration_exits_2_naming_the_variable(midas: Path, tmp_path: Path) -> None:
+    env = serve_env(midas, tmp_path / "state", WORKER_CONCURRENCY="lots")
+    proc = subprocess.run(
+        [str(CLI), "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "WORKER_CONCURRENCY" in proc.stderr
+    assert "Traceback" not in proc.stderr
