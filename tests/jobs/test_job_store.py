@@ -342,3 +342,29 @@ def test_concurrent_claims_from_threads_never_run_two_jobs_of_one_build(
     for t in threads:
         t.join(60)
     assert total[0] >= 12 and violations == []
+
+
+def test_database_itself_refuses_a_second_active_job_for_a_build(store: JobStore) -> None:
+    # The guarantee must hold even for a writer that bypasses submit().
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    first = store.submit("b1", PARAMS).job
+    now = utcnow()
+    row = dict(
+        build_id="b1",
+        params={},
+        params_key="{}",
+        state="queued",
+        attempts=0,
+        max_attempts=3,
+        created_at=now,
+        updated_at=now,
+        progress=0.0,
+        cancel_requested=False,
+    )
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(jobs).values(id="second", **row))
+    store.request_cancel(first.id)
+    with store.engine.begin() as conn:  # once the first is finished, a new one is fine
+        conn.execute(insert(jobs).values(id="third", **row))

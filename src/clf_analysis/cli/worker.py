@@ -68,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.jobs.store import JobStore
     from clf_analysis.jobs.worker import DEFAULT_RUNNER, Worker
 
-    overrides: dict[str, object] = {}
-    if args.concurrency is not None:
-        overrides["worker_concurrency"] = args.concurrency
     try:
-        settings = load_settings(**overrides)
+        if args.concurrency is None:
+            settings = load_settings()
+        else:
+            settings = load_settings(worker_concurrency=args.concurrency)
     except ConfigError as exc:
         print(f"clf-analysis worker: {exc}", file=sys.stderr)
         return 2

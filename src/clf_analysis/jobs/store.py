@@ -470,7 +470,7 @@ class JobStore:
 
     def counts_by_state(self) -> dict[str, int]:
         """Number of jobs in every state (all states present, zero included)."""
-        counts = dict.fromkeys(JOB_STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
         with self._read() as conn:
             for state, n in conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)):
                 counts[state] = int(n)
@@ -817,11 +817,12 @@ class JobStore:
         now = utcnow()
         host = socket.gethostname()
         with self._read() as conn:
-            counts = dict(
-                conn.execute(
+            counts: dict[str, int] = {
+                status: int(n)
+                for status, n in conn.execute(
                     select(instances.c.status, func.count()).group_by(instances.c.status)
-                ).all()
-            )
+                )
+            }
             running = conn.execute(select(instances).where(instances.c.status == "running")).all()
             last = conn.scalar(select(func.max(instances.c.started_at)))
             rows = conn.execute(
