@@ -29,6 +29,7 @@ identical arrays leaves the input unchanged.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,24 +135,26 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
     starts = np.zeros(len(measured), dtype=np.int64)
     np.cumsum(m_counts[:-1], out=starts[1:])
 
-    signed = np.zeros(n)
-    bounds = np.full((n, 4), np.nan)
     in_nesting = counts >= 3
+    signed, swept, reach = _shoelace(xy, starts, m_counts)
+    bounds = np.empty((len(measured), 4))
     if len(measured):
-        signed[measured], swept, reach = _shoelace(xy, starts, m_counts)
-        bounds[measured, :2] = np.minimum.reduceat(xy, starts, axis=0)
-        bounds[measured, 2:] = np.maximum.reduceat(xy, starts, axis=0)
-        finite = np.isfinite(bounds).all(axis=1)
-        if not finite[measured].all():
-            in_nesting &= finite
-            signed[~finite] = 0.0
-            swept[~finite[measured]] = 0.0
+        bounds[:, :2] = np.minimum.reduceat(xy, starts, axis=0)
+        bounds[:, 2:] = np.maximum.reduceat(xy, starts, axis=0)
+    if len(measured) < n:
+        signed, bounds = _scatter(signed, measured, n, 0.0), _scatter(bounds, measured, n, np.nan)
+    max_abs = float(np.abs(bounds).max(initial=0.0))
+    if not math.isfinite(max_abs):
+        finite = np.asarray(np.isfinite(bounds).all(axis=1), dtype=bool)
+        in_nesting &= finite
+        signed[~finite] = 0.0
+        swept[~finite[measured]] = 0.0
         max_abs = float(np.abs(bounds[finite]).max(initial=0.0))
-        width = ZERO_WIDTH_ULPS * float(np.spacing(np.float32(max_abs)))
-        for k in np.flatnonzero(swept <= reach * width).tolist():
-            loop = xy[starts[k] : starts[k] + m_counts[k]]
-            if _collinear(loop - loop[0], width):
-                in_nesting[measured[k]] = False
+    width = ZERO_WIDTH_ULPS * float(np.spacing(np.float32(max_abs)))
+    for k in np.flatnonzero(swept <= reach * width).tolist():
+        loop = xy[starts[k] : starts[k] + m_counts[k]]
+        if _collinear(loop - loop[0], width):
+            in_nesting[measured[k]] = False
     area = np.abs(signed)
     for i in [] if in_nesting.all() else np.flatnonzero(~in_nesting).tolist():
         if counts[i] < 3:
@@ -275,6 +278,13 @@ def _shoelace(
     swept = 0.5 * np.add.reduceat(np.abs(cross), starts)
     reach = np.add.reduceat(np.hypot(x[:-1], y[:-1]), starts)
     return signed, swept, reach
+
+
+def _scatter(values: FloatArray, where: IntArray, n: int, fill: float) -> FloatArray:
+    """`values` (one row per measured loop) spread over all n loops, `fill` elsewhere."""
+    out = np.full((n, *values.shape[1:]), fill)
+    out[where] = values
+    return out
 
 
 def _collinear(local: FloatArray, width: float) -> bool:
