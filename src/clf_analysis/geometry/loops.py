@@ -63,7 +63,7 @@ DUPLICATE_AREA_RTOL = 1e-9
 
 # From this many nestable loops on, an R-tree query beats the n x n bounds prefilter
 # (measured on the 2-core dev machine: equal at 150-200 loops, the tree 1.5x faster at
-# 400 and 20x at 1,600, where the matrix grows quadratically).
+# 400 and 2.6x at 1,600 loops, where the matrix grows quadratically).
 STRTREE_MIN_LOOPS = 200
 
 _GEOS_REASONS = (
