@@ -20,6 +20,15 @@ Rules (../shared/spec/OUTPUTS.md, "Holes" and "Closed vs open"):
   others are reported invalid ("duplicate loop"), left out of the containment counts and
   given the depth, parent and hole flag of the kept loop.
 
+Containment: loops of a valid layer do not cross, so loop i lies inside loop j iff i is no
+larger than j, within j's bounds, and one point strictly interior to i (GEOS
+point_on_surface) is strictly inside j. Unlike testing i's vertices, this stays right when
+i touches j's boundary or shares vertices or whole edges with it. For crossing loops (a
+defect) it still gives a deterministic answer.
+
+Areas are shoelace areas in float64 (`area` unsigned, `signed_area` + counter-clockwise);
+for a self-intersecting loop that is the net of its lobes.
+
 Order independence: every decision depends on loop contents only. Where a total order is
 needed (parent among equal-area containers, which loop of a duplicate group is kept) loops
 are ordered by (area, vertex count, raw vertex bytes). Only byte-identical loops tie on
