@@ -221,15 +221,23 @@ class BuildStats:
         present = np.flatnonzero(analysis.in_nesting)
         if not len(present):
             return
-        ids, group = np.unique(owners[present], return_inverse=True)
-        k = len(ids)
-        area = np.bincount(group, weights=analysis.signed_by_nesting[present], minlength=k)
-        holes = np.bincount(group, weights=counted_holes[present], minlength=k)
+        owners = owners[present]
+        signed = analysis.signed_by_nesting[present]
+        hole = counted_holes[present]
         b = analysis.bounds[present]
-        lo = np.full((k, 2), np.inf)
-        hi = np.full((k, 2), -np.inf)
-        np.minimum.at(lo, group, b[:, :2])
-        np.maximum.at(hi, group, b[:, 2:])
+        if owners.min() == owners.max():
+            # One model in the file's layer (common): no grouping needed.
+            ids = owners[:1]
+            area, holes = signed.sum(keepdims=True), hole.sum(keepdims=True)
+            lo, hi = b[:, :2].min(axis=0, keepdims=True), b[:, 2:].max(axis=0, keepdims=True)
+        else:
+            ids, group = np.unique(owners, return_inverse=True)
+            area = np.bincount(group, weights=signed, minlength=len(ids))
+            holes = np.bincount(group, weights=hole, minlength=len(ids))
+            lo = np.full((len(ids), 2), np.inf)
+            hi = np.full((len(ids), 2), -np.inf)
+            np.minimum.at(lo, group, b[:, :2])
+            np.maximum.at(hi, group, b[:, 2:])
 
         for j, model_id in enumerate(ids.tolist()):
             key = (folder, file, model_id)
@@ -245,7 +253,7 @@ class BuildStats:
                 int(holes[j]),
                 (float(lo[j, 0]), float(lo[j, 1]), float(hi[j, 0]), float(hi[j, 1])),
             )
-        layer.parts += k
+        layer.parts += len(ids)
 
     def merge(self, other: BuildStats) -> None:
         """Fold in the statistics of other files or height ranges (disjoint from ours)."""
