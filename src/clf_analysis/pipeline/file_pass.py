@@ -139,8 +139,8 @@ def run_file_pass(
         with open(task.spool_path, "wb") as spool:
             for i in range(n):
                 _check(is_cancelled)
+                z = float(clf.zs[i])  # named in errors, also when the layer fails to parse
                 layer = clf.layer(i)
-                z = layer.z
                 fl = analyse_file_layer(layer)
                 records = layer_records(
                     fl, clf_name=part.name, clf_folder=part.folder, model_names=model_names
