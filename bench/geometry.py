@@ -39,18 +39,22 @@ def plate(parts: int, vertices: int, holes: int) -> list[LoopArray]:
 
 
 def per_call_us(fn: Callable[[], object], batch_time: float = 0.1, repeats: int = 5) -> float:
-    """Best of `repeats` batches: other work on the shared machine only adds time."""
+    """CPU microseconds per call, best of `repeats` batches.
+
+    CPU time (not wall time) because the machine is shared: other processes then cost
+    cache misses at most, not whole preempted time slices.
+    """
     fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < batch_time:
+    calls, start = 0, time.process_time()
+    while time.process_time() - start < batch_time:
         fn()
         calls += 1
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             fn()
-        best = min(best, (time.perf_counter() - start) / calls)
+        best = min(best, (time.process_time() - start) / calls)
     return best * 1e6
 
 

@@ -390,9 +390,8 @@ def _containment_pairs(
     a child touching its parent's boundary, or sharing vertices or whole edges with it, is
     still decided correctly — testing its vertices would not be.
     """
-    m = len(polys)
-    points = shapely.point_on_surface(polys)
-    if m >= STRTREE_MIN_LOOPS:
+    if len(polys) >= STRTREE_MIN_LOOPS:
+        points = shapely.point_on_surface(polys)
         inner, outer = shapely.STRtree(polys).query(points, predicate="within")
         inner = inner.astype(np.int64)
         outer = outer.astype(np.int64)
@@ -408,12 +407,12 @@ def _containment_pairs(
         & (area[:, None] <= area * (1.0 + DUPLICATE_AREA_RTOL))
     )
     np.fill_diagonal(candidate, False)
-    inner, outer = np.nonzero(candidate)
+    inner, outer = (v.astype(np.int64, copy=False) for v in np.nonzero(candidate))
     if not len(inner):
-        return inner.astype(np.int64), outer.astype(np.int64)
-    xy = shapely.get_coordinates(points)
-    inside = shapely.contains_xy(polys[outer], xy[inner, 0], xy[inner, 1])
-    return inner[inside].astype(np.int64), outer[inside].astype(np.int64)
+        return inner, outer
+    xy = shapely.get_coordinates(shapely.point_on_surface(polys[inner]))
+    inside = shapely.contains_xy(polys[outer], xy[:, 0], xy[:, 1])
+    return inner[inside], outer[inside]
 
 
 def _content_rank(area: FloatArray, loops: Sequence[LoopArray]) -> IntArray:
