@@ -27,12 +27,11 @@ from clf_analysis.pipeline.pathdata import (
     layer_records,
 )
 from clf_analysis.render.plate import Plate
-from clf_analysis.render.raster import PlateRaster
+from clf_analysis.render.raster import FootprintMask
 
 # Bounded so that a broken file with a defect on every layer cannot flood platform_info.
 MAX_LISTED_INVALID = 2000
 MAX_UNCLOSED_ITEMS = 5000
-_MASK = (255, 255, 255, 255)
 # Progress unit: each file counts TICKS_PER_FILE, spread over its layers, so that the
 # parent knows the total before any file is opened.
 TICKS_PER_FILE = 1000
@@ -130,7 +129,7 @@ def run_file_pass(
         shape_kinds={},
     )
     model_names = {m.id: m.name for m in clf.models.values()}
-    rasters: dict[int, PlateRaster] = {}
+    masks: dict[int, FootprintMask] = {}
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
     position = 0
     ticked = 0
@@ -150,7 +149,7 @@ def run_file_pass(
                 result.spool_offsets[i] = position
                 result.spool_lengths[i] = len(frag)
                 position += len(frag)
-                _measure(result, fl, rasters, task.plate, model_names)
+                _measure(result, fl, masks, task.plate, model_names)
                 for h in snapshot_index.get(i, ()):
                     result.snapshots[h] = _snapshot(fl)
                 reached = (i + 1) * TICKS_PER_FILE // n
@@ -166,8 +165,8 @@ def run_file_pass(
         raise AnalysisError(
             f"{type(exc).__name__}: {exc}", stage="geometry", file=part.key, layer=z
         ) from exc
-    for model_id, raster in rasters.items():
-        result.footprints[model_id] = np.packbits(raster.painted_mask())
+    for model_id, mask in masks.items():
+        result.footprints[model_id] = mask.packed()
     tick(TICKS_PER_FILE - ticked)  # files without layers count as done too
     result.warnings = [f"{part.key}: {w}" for w in clf.warnings]
     result.seconds = time.perf_counter() - started
@@ -206,7 +205,7 @@ def _snapshot(fl: FileLayer) -> list[SnapshotShape]:
 def _measure(
     result: FilePassResult,
     fl: FileLayer,
-    rasters: dict[int, PlateRaster],
+    masks: dict[int, FootprintMask],
     plate: Plate,
     model_names: dict[int, str],
 ) -> None:
@@ -219,13 +218,17 @@ def _measure(
     result.stats.add_layer(
         result.part.folder, result.part.name, z, thickness, a, owners, model_names
     )
-    # Footprints: one even-odd fill per MODEL shape, so holes through every layer stay open.
+    # Footprints: all loops of a model in one even-odd fill (parity = nesting), so holes
+    # through every layer stay open and islands in holes stay solid.
+    by_model: dict[int, list[LoopArray]] = {}
     for shape in shapes:
         if shape.kind == "model":
-            raster = rasters.get(shape.model_id)
-            if raster is None:
-                raster = rasters[shape.model_id] = PlateRaster(plate)
-            raster.fill_shape(shape.loops, _MASK)
+            by_model.setdefault(shape.model_id, []).extend(shape.loops)
+    for model_id, loops in by_model.items():
+        mask = masks.get(model_id)
+        if mask is None:
+            mask = masks[model_id] = FootprintMask(plate)
+        mask.add(loops)
     result.winding_mismatches += int(np.count_nonzero(a.winding_mismatch))
     for k in np.flatnonzero(~a.valid).tolist():
         result.invalid_count += 1
