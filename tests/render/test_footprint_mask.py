@@ -1,0 +1,46 @@
+import numpy as np
+
+from clf_analysis.render.plate import Plate
+from clf_analysis.render.raster import FootprintMask
+
+
+def _square(cx: float, cy: float, half: float, ccw: bool = True) -> np.ndarray:
+    pts = np.array(
+        [
+            [cx - half, cy - half],
+            [cx + half, cy - half],
+            [cx + half, cy + half],
+            [cx - half, cy + half],
+        ],
+        dtype=np.float32,
+    )
+    return pts if ccw else pts[::-1].copy()
+
+
+def _at(mask: FootprintMask, x: float, y: float) -> bool:
+    col, row = np.rint(mask.plate.to_px([[x, y]])[0]).astype(int)
+    return bool(mask.mask[row, col])
+
+
+def test_hole_stays_open_and_island_in_hole_is_solid_in_one_layer():
+    mask = FootprintMask(Plate())
+    outer, hole, island = _square(0, 0, 20), _square(0, 0, 10, ccw=False), _square(0, 0, 4)
+    mask.add([island, outer, hole])  # any order: parity decides
+    assert _at(mask, 15, 0)
+    assert not _at(mask, 7, 0)
+    assert _at(mask, 0, 0)
+    assert not _at(mask, 30, 0)
+
+
+def test_layers_accumulate_as_a_union_and_pack_to_bits():
+    plate = Plate()
+    mask = FootprintMask(plate)
+    mask.add([_square(-50, 0, 5)])
+    mask.add([_square(50, 0, 5)])
+    mask.add([np.zeros((2, 2), np.float32)])  # too few vertices: ignored
+    assert _at(mask, -50, 0) and _at(mask, 50, 0) and not _at(mask, 0, 0)
+    bits = mask.packed()
+    unpacked = np.unpackbits(bits, count=plate.px * plate.px).reshape(plate.px, plate.px)
+    assert np.array_equal(unpacked.astype(bool), mask.mask > 0)
+    # A 10 mm square at 10 px/mm covers 101 x 101 pixel centres (edges inclusive).
+    assert int((mask.mask > 0).sum()) == 2 * 101 * 101
