@@ -164,6 +164,16 @@ def test_invalid_and_duplicate_loops_count_for_nothing_but_are_counted_per_layer
     ]
 
 
+def test_a_self_crossing_loop_counts_for_no_area_but_keeps_its_children_nested() -> None:
+    bow_tie = np.array([[20, 0], [30, 10], [30, 0], [20, 10]], dtype=np.float32)
+    a = analyze_loops([square(0, 0, 10), bow_tie])
+    assert a.invalid_reason[1] == "self-intersection"
+    assert a.counted.tolist() == [True, False]
+    stats = BuildStats()
+    stats.add_layer("F", "Part.clf", 0.05, 0.05, a, [1, 1], NAMES)
+    assert stats.to_dict()["parts"][0]["max_area_mm2"] == 100.0
+
+
 def test_to_dict_is_plain_json() -> None:
     out = feed(BuildStats(), range(LAYERS)).to_dict()
     text = json.dumps(out, allow_nan=False)

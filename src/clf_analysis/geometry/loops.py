@@ -112,8 +112,18 @@ class LoopAnalysis:
 
     @property
     def counted(self) -> BoolArray:
-        """Loops whose area counts for the part: nested and not a duplicate of another."""
-        return self.in_nesting & (self.duplicate_of < 0)
+        """Loops whose area counts for the part: nested, not a duplicate, not crossing.
+
+        A loop that crosses itself still nests (its children keep their depth), but its
+        shoelace area is the net of its lobes, which measures nothing: it counts for no
+        area and no hole. A loop that only touches itself (a pinch) has a true area.
+        """
+        crossing = np.fromiter(
+            (r == REASON_SELF_INTERSECTION for r in self.invalid_reason),
+            dtype=bool,
+            count=len(self.invalid_reason),
+        )
+        return self.in_nesting & (self.duplicate_of < 0) & ~crossing
 
     @property
     def signed_by_nesting(self) -> FloatArray:
