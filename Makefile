@@ -37,9 +37,14 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/geometry.py
+	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/api.py
 
 serve: $(STAMP)
 	$(BIN)/clf-analysis serve
+
+include mk/stack.mk
 
 clean:
 	rm -rf demo-out bench-out .pytest_cache .ruff_cache .mypy_cache
