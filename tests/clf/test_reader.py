@@ -343,3 +343,17 @@ def test_error_type_carries_source_and_offset() -> None:
     assert info.value.source == "cut.clf"
     assert isinstance(info.value.offset, int)
     assert str(info.value).startswith(f"cut.clf: byte {info.value.offset}: ")
+
+
+def test_decoded_shapes_are_complete_shape_values() -> None:
+    # The reader fills Shape.__dict__ directly for speed; it must set every field.
+    import dataclasses
+
+    clf = open_clf(WORKED_EXAMPLE)
+    shape = clf.layer(0).shapes[0]
+    for f in dataclasses.fields(Shape):
+        assert f.name in vars(shape), f"reader does not set Shape.{f.name}"
+    rebuilt = Shape(shape.model_id, shape.kind, shape.loops, shape.line_format)
+    assert shape == rebuilt and repr(shape) == repr(rebuilt)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shape.kind = "open"  # type: ignore[misc]

@@ -21,6 +21,7 @@ import contextlib
 import math
 import mmap
 import os
+import re
 import struct
 from collections.abc import Iterator
 from types import TracebackType
@@ -46,10 +47,43 @@ _F32 = struct.Struct("<f")
 _BOX = struct.Struct("<6f")
 _WEB_KINDS: tuple[ShapeKind, ...] = ("closed", "open", "dashed")
 _FORMATS = tuple(PolygonFormat)
+_CLOSED = PolygonFormat.CLOSED
+# Polygon sections as the writer emits them: `2 9|10`, `0 1 type`, `1 1 format`, `3 1|2 count`
+# with type and format 0-2 and no compression child.
+_POLYGON_RE = (
+    rb"\x02(?:\x09\x00\x01[\x00-\x02]\x01\x01[\x00-\x02]\x03\x01[\x00-\x1f]"
+    rb"|\x0a\x00\x01[\x00-\x02]\x01\x01[\x00-\x02]\x03\x02[\x20-\x3f].)"
+)
+# A cluster body in the writer's shortest form: model id (1 or 2 bytes), type 0-2, then
+# one or more polygons as above.
+_MINIMAL_CLUSTER = re.compile(
+    rb"\x00(?:\x01([\x00-\x1f])|\x02([\x20-\x3f].))\x01\x01([\x00-\x02])((?:"
+    + _POLYGON_RE
+    + rb")+)",
+    re.DOTALL,
+)
+_POLYGON_CHILDREN = ("polygon type", "polygon format", "polygon compression", "polygon point count")
 _EMPTY_POINTS: LoopArray = np.empty((0, 2), dtype=np.float32)
 _EMPTY_POINTS.flags.writeable = False
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+
+
+def _shape(
+    model_id: int, kind: ShapeKind, loops: tuple[LoopArray, ...], line_format: PolygonFormat
+) -> Shape:
+    """A Shape without the frozen-dataclass __init__ (its per-field object.__setattr__).
+
+    Measured: about a quarter of the time of decoding a layer went into Shape.__init__;
+    filling __dict__ directly builds the identical value in a third of the time. The
+    fields are exactly Shape's, so equality, repr and immutability are unchanged.
+    """
+    shape = _new_object(Shape)
+    shape.__dict__.update(model_id=model_id, kind=kind, loops=loops, line_format=line_format)
+    return shape
+
+
+_new_object = object.__new__
 
 
 def z_tolerance(z: float) -> float:
@@ -415,19 +449,31 @@ class CLFFile:
 
     def _parse_layer(self, offset: int) -> Layer:
         buf = self._buf
+        data = buf.data
         section = buf.section
         _, body, end = section(offset, buf.size, "layer")
         where = f"(layer at byte {offset})"
         z: float | None = None
         count: int | None = None
         points_at: int | None = None
-        # (cluster offset, model id, cluster type, [(polygon offset, type, format, count)])
-        clusters: list[tuple[int, int, int, list[tuple[int, int, int, int]]]] = []
+        clusters: list[tuple[int, int, int]] = []  # (offset, body, end) of each cluster
         pos = body
         while pos < end:
-            cid, cbody, cend = section(pos, end, "layer child")
+            # Clusters usually have one- or two-byte lengths: decode those inline.
+            if pos + 2 < end and data[pos] < 32 and data[pos + 1] < 64:
+                cid = data[pos]
+                if data[pos + 1] < 32:
+                    cbody = pos + 2
+                    cend = cbody + data[pos + 1]
+                else:
+                    cbody = pos + 3
+                    cend = cbody + (((data[pos + 1] & 0x1F) << 8) | data[pos + 2])
+                if cend > end:
+                    section(pos, end, "layer child")  # raises the detailed error
+            else:
+                cid, cbody, cend = section(pos, end, "layer child")
             if cid == 2:
-                clusters.append(self._parse_cluster(pos, cbody, cend, where))
+                clusters.append((pos, cbody, cend))
             elif cid == 3:
                 if count is None:
                     raise buf.error(
@@ -456,110 +502,183 @@ class CLFFile:
                 raise buf.error(body, f"a point buffer for the {count} points declared {where}")
             count = 0
         assert count is not None
-        points = (
-            np.frombuffer(buf.data, dtype="<f4", count=2 * count, offset=points_at).reshape(-1, 2)
-            if count and points_at is not None
-            else _EMPTY_POINTS
-        )
-        if count and not np.isfinite(points).all():
-            bad = int(np.flatnonzero(~np.isfinite(points.ravel()))[0])
-            assert points_at is not None
-            raise buf.error(points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}")
-        models = self.models
-        shapes: list[Shape] = []
-        used = 0
-        for coffset, model_id, ctype, polygons in clusters:
-            if model_id not in models:
+        if count:
+            points = np.frombuffer(data, dtype="<f4", count=2 * count, offset=points_at)
+            if not np.isfinite(points).all():
+                bad = int(np.flatnonzero(~np.isfinite(points))[0])
+                assert points_at is not None
                 raise buf.error(
-                    coffset,
-                    f"a cluster naming a model of the header, model {model_id} is unknown {where}",
+                    points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}"
                 )
+            points = points.reshape(-1, 2)
+        else:
+            points = _EMPTY_POINTS
+        shapes: list[Shape] = []
+        append = shapes.append
+        used = 0
+        models = self.models
+        for cluster in clusters:
+            # Fast path: a whole cluster in the writer's shortest form, recognised by one
+            # regex call over exactly its body (so its length is consistent by
+            # construction); its polygons are then read at fixed offsets. Anything else,
+            # and every error, goes through `_parse_cluster`.
+            m = _MINIMAL_CLUSTER.fullmatch(data, cluster[1], cluster[2])
+            if m is None:
+                used = self._parse_cluster(*cluster, points, count, used, shapes, where)
+                continue
+            short_id, long_id, ctype = m.group(1, 2, 3)
+            model_id = short_id[0] if short_id else ((long_id[0] & 0x1F) << 8) | long_id[1]
+            p, stop_at = m.span(4)
+            ctype = ctype[0]
+            if model_id not in models or (ctype == 0 and data[p + 4] != 0):
+                used = self._parse_cluster(*cluster, points, count, used, shapes, where)
+                continue
             loops: list[LoopArray] = []
-            for poffset, _ptype, _fmt, npoints in polygons:
-                if used + npoints > count:
-                    raise buf.error(
-                        poffset,
-                        f"polygons within the layer's {count} points, this one needs "
-                        f"points {used}..{used + npoints - 1} {where}",
-                    )
-                loops.append(points[used : used + npoints])
-                used += npoints
-            if ctype == 0:
-                shapes.append(Shape(model_id, "model", tuple(loops), PolygonFormat.CLOSED))
-            elif ctype == 2:
-                for (_, _, fmt, _), loop in zip(polygons, loops, strict=True):
-                    shapes.append(Shape(model_id, _WEB_KINDS[fmt], (loop,), _FORMATS[fmt]))
-            else:
-                for (_, _, fmt, _), loop in zip(polygons, loops, strict=True):
-                    shapes.append(Shape(model_id, "support", (loop,), _FORMATS[fmt]))
+            while p < stop_at:
+                if data[p + 1] == 9:
+                    stop, nxt = used + data[p + 10], p + 11
+                else:
+                    stop = used + (((data[p + 10] & 0x1F) << 8) | data[p + 11])
+                    nxt = p + 12
+                if stop > count:
+                    raise self._overrun(p, used, stop, count, where)
+                loop = points[used:stop]
+                if ctype:
+                    fmt = data[p + 7]
+                    kind = _WEB_KINDS[fmt] if ctype == 2 else "support"
+                    append(_shape(model_id, kind, (loop,), _FORMATS[fmt]))
+                else:
+                    loops.append(loop)
+                used, p = stop, nxt
+            if not ctype:
+                append(_shape(model_id, "model", tuple(loops), _CLOSED))
         if used != count:
             self._warn(f"byte {offset}: polygons use {used} of the layer's {count} points {where}")
         return Layer(z=z, shapes=tuple(shapes))
 
     def _parse_cluster(
-        self, offset: int, body: int, end: int, where: str
-    ) -> tuple[int, int, int, list[tuple[int, int, int, int]]]:
+        self,
+        offset: int,
+        body: int,
+        end: int,
+        points: LoopArray,
+        count: int,
+        used: int,
+        shapes: list[Shape],
+        where: str,
+    ) -> int:
+        """Decode one cluster into `shapes`; its loops start at point `used`. Returns the new
+        number of points used."""
+        # The general path (any lf_int width, optional and unknown children) and the one
+        # that produces every cluster error; the shortest form is handled in _parse_layer.
         buf = self._buf
+        data = buf.data
         section = buf.section
         lfint_body = buf.lfint_body
         model_id: int | None = None
         ctype: int | None = None
-        polygons: list[tuple[int, int, int, int]] = []
+        loops: list[LoopArray] = []
+        formats: list[int] = []
         pos = body
         while pos < end:
-            cid, cbody, cend = section(pos, end, "cluster child")
+            if pos + 1 < end and data[pos] < 32 and data[pos + 1] < 32:
+                cid, cbody = data[pos], pos + 2
+                cend = cbody + data[pos + 1]
+                if cend > end:
+                    section(pos, end, "cluster child")  # raises the detailed error
+            else:
+                cid, cbody, cend = section(pos, end, "cluster child")
             if cid == 2:
-                ptype = fmt = npoints = None
-                compression = 0
+                if model_id is None or ctype is None:
+                    raise buf.error(pos, f"the cluster's model id (0) and type (1) first {where}")
+                ptype = fmt = npoints = -1
                 p = cbody
                 while p < cend:
-                    pid, pbody, pend = section(p, cend, "polygon child")
-                    if pid == 0:
-                        ptype = lfint_body(pbody, pend, "polygon type")
-                        if ptype > 2:
-                            raise buf.error(pbody, f"polygon type 0, 1 or 2, found {ptype} {where}")
-                    elif pid == 1:
-                        fmt = lfint_body(pbody, pend, "polygon format")
-                        if fmt > 2:
-                            raise buf.error(pbody, f"polygon format 0, 1 or 2, found {fmt} {where}")
-                    elif pid == 3:
-                        npoints = lfint_body(pbody, pend, "polygon point count")
-                    elif pid == 2:
-                        compression = lfint_body(pbody, pend, "polygon compression")
-                        if compression != 0:
-                            raise buf.error(
-                                pbody,
-                                f"compression 0 (no other value is known), found {compression} "
-                                f"{where}",
-                            )
+                    if p + 1 < cend and data[p] < 32 and data[p + 1] < 32:
+                        pid, pbody = data[p], p + 2
+                        pend = pbody + data[p + 1]
+                        if pend > cend:
+                            section(p, cend, "polygon child")
                     else:
+                        pid, pbody, pend = section(p, cend, "polygon child")
+                    if pid > 3:
                         self._warn(f"byte {p}: unknown polygon section {pid} skipped {where}")
+                        p = pend
+                        continue
+                    value = lfint_body(pbody, pend, _POLYGON_CHILDREN[pid])
+                    if pid == 3:
+                        npoints = value
+                    elif pid == 0:
+                        if value > 2:
+                            raise buf.error(pbody, f"polygon type 0, 1 or 2, found {value} {where}")
+                        ptype = value
+                    elif pid == 1:
+                        if value > 2:
+                            raise buf.error(
+                                pbody, f"polygon format 0, 1 or 2, found {value} {where}"
+                            )
+                        fmt = value
+                    elif value != 0:
+                        raise buf.error(
+                            pbody,
+                            f"compression 0 (no other value is known), found {value} {where}",
+                        )
                     p = pend
-                if ptype is None or fmt is None or npoints is None:
+                if ptype < 0 or fmt < 0 or npoints < 0:
                     raise buf.error(
                         pos, f"a polygon with type (0), format (1) and point count (3) {where}"
                     )
-                if not polygons and ctype == ClusterType.MODEL and ptype != PolygonType.OUTLOOP:
+                if not loops and ctype == ClusterType.MODEL and ptype != PolygonType.OUTLOOP:
                     raise buf.error(
                         pos,
                         f"an OUTLOOP as the first polygon of a MODEL cluster, found "
                         f"{PolygonType(ptype).name} {where}",
                     )
-                polygons.append((pos, ptype, fmt, npoints))
+                stop = used + npoints
+                if stop > count:
+                    raise self._overrun(pos, used, stop, count, where)
+                loops.append(points[used:stop])
+                formats.append(fmt)
+                used = stop
             elif cid == 0:
-                model_id = lfint_body(cbody, cend, "cluster model id")
+                if cend - cbody == 1 and data[cbody] < 32:
+                    model_id = data[cbody]
+                elif cend - cbody == 2 and data[cbody] >> 5 == 1:
+                    model_id = ((data[cbody] & 0x1F) << 8) | data[cbody + 1]
+                else:
+                    model_id = lfint_body(cbody, cend, "cluster model id")
+                if model_id not in self.models:
+                    raise buf.error(
+                        offset,
+                        f"a cluster naming a model of the header, model {model_id} is unknown "
+                        f"{where}",
+                    )
             elif cid == 1:
-                ctype = lfint_body(cbody, cend, "cluster type")
+                if cend - cbody == 1 and data[cbody] < 32:
+                    ctype = data[cbody]
+                else:
+                    ctype = lfint_body(cbody, cend, "cluster type")
                 if ctype > 2:
                     raise buf.error(cbody, f"cluster type 0, 1 or 2, found {ctype} {where}")
-                if polygons:
-                    raise buf.error(pos, f"the cluster type before the cluster's polygons {where}")
             else:
                 self._warn(f"byte {pos}: unknown cluster section {cid} skipped {where}")
             pos = cend
         if model_id is None or ctype is None:
             raise buf.error(offset, f"a cluster with a model id (0) and a type (1) {where}")
-        return offset, model_id, ctype, polygons
+        if ctype == ClusterType.MODEL:
+            shapes.append(_shape(model_id, "model", tuple(loops), _CLOSED))
+        else:
+            for fmt, loop in zip(formats, loops, strict=True):
+                kind = _WEB_KINDS[fmt] if ctype == ClusterType.WEB else "support"
+                shapes.append(_shape(model_id, kind, (loop,), _FORMATS[fmt]))
+        return used
+
+    def _overrun(self, pos: int, used: int, stop: int, count: int, where: str) -> CLFFormatError:
+        return self._buf.error(
+            pos,
+            f"polygons within the layer's {count} points, this one needs points "
+            f"{used}..{stop - 1} {where}",
+        )
 
     # -- resources --------------------------------------------------------------------
 
