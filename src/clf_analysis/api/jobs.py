@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 
 from flask import Blueprint, Response, json, jsonify, request
 from pydantic import ValidationError
@@ -115,8 +116,9 @@ def _submit(build_id: str, params: AnalysisParams) -> Response:
     return response
 
 
-def _iso(value: object) -> str | None:
-    return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
+def _iso(value: datetime | None) -> str | None:
+    # The same spelling as the models' datetimes (pydantic writes UTC as "Z").
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _job_or_404(job_id: str) -> Job:

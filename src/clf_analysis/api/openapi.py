@@ -169,6 +169,9 @@ def build_document(app: Flask) -> dict[str, Any]:
                 }
                 or {"200": {"description": "OK"}},
             }
+            if method in ("POST", "DELETE"):
+                # Required only when API_TOKEN is set: "{}" makes the scheme optional.
+                op["security"] = [{}, {"bearer": []}]
             if doc.request is not None and method == "POST":
                 op["requestBody"] = {
                     "required": doc.request_required,

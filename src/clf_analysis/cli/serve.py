@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clf_analysis.serve")
 
-DEFAULT_RUNNER = "clf_analysis.pipeline.job:run_job"
 HTTP_STOP_GRACE = 15
 
 
@@ -57,8 +56,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--runner",
-        default=DEFAULT_RUNNER,
-        help="job runner 'module:function' (tests and benchmarks use their own)",
+        default=None,
+        help="job runner 'module:function' (default: the pipeline; tests and benchmarks "
+        "use their own)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=run)
@@ -78,11 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-        stream=sys.stderr,
-    )
+    from clf_analysis.cli.worker import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     return Supervisor(settings, args).run()
 
 
@@ -114,7 +112,7 @@ class Supervisor:
         import multiprocessing
 
         from clf_analysis.jobs.store import JobStore
-        from clf_analysis.jobs.worker import Worker
+        from clf_analysis.jobs.worker import DEFAULT_RUNNER, Worker
 
         settings, args = self.settings, self.args
         if settings.database_url is None:
@@ -151,7 +149,9 @@ class Supervisor:
         worker = None
         concurrency = 0 if args.no_embedded_workers else settings.worker_concurrency
         if concurrency > 0:
-            worker = Worker(store, settings, runner=args.runner, instance_id=instance_id)
+            worker = Worker(
+                store, settings, runner=args.runner or DEFAULT_RUNNER, instance_id=instance_id
+            )
             worker.start()
         log.info(
             "serving on %s:%d (http workers %d, job workers %d)",
@@ -199,6 +199,12 @@ def _run_gunicorn(
     """Entry of the spawned HTTP child: gunicorn's master loop until told to stop."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
+
+    from clf_analysis.cli.worker import configure_logging
+
+    # A fresh (spawned) interpreter: the app's own loggers (500 incidents, readiness
+    # failures) need the same handler and format as the supervisor's.
+    configure_logging(settings.log_level, settings.log_format)
 
     # Own process group: a terminal's Ctrl-C goes to the supervisor only, which drains the
     # job workers first and then stops this server (polls are answered meanwhile).
