@@ -57,9 +57,7 @@ _POLYGON_RE = (
 # A cluster body in the writer's shortest form: model id (1 or 2 bytes), type 0-2, then
 # one or more polygons as above.
 _MINIMAL_CLUSTER = re.compile(
-    rb"\x00(?:\x01([\x00-\x1f])|\x02([\x20-\x3f].))\x01\x01([\x00-\x02])((?:"
-    + _POLYGON_RE
-    + rb")+)",
+    rb"\x00(?:\x01[\x00-\x1f]|\x02[\x20-\x3f].)\x01\x01[\x00-\x02](?:" + _POLYGON_RE + rb")+",
     re.DOTALL,
 )
 _POLYGON_CHILDREN = ("polygon type", "polygon format", "polygon compression", "polygon point count")
@@ -522,14 +520,16 @@ class CLFFile:
             # regex call over exactly its body (so its length is consistent by
             # construction); its polygons are then read at fixed offsets. Anything else,
             # and every error, goes through `_parse_cluster`.
-            m = _MINIMAL_CLUSTER.fullmatch(data, cluster[1], cluster[2])
-            if m is None:
+            _, p, stop_at = cluster
+            if not _MINIMAL_CLUSTER.fullmatch(data, p, stop_at):
                 used = self._parse_cluster(*cluster, points, count, used, shapes, where)
                 continue
-            short_id, long_id, ctype = m.group(1, 2, 3)
-            model_id = short_id[0] if short_id else ((long_id[0] & 0x1F) << 8) | long_id[1]
-            p, stop_at = m.span(4)
-            ctype = ctype[0]
+            # Matched: model id at +2 (one byte) or +2..+3 (two), type two bytes later.
+            if data[p + 1] == 1:
+                model_id, ctype, p = data[p + 2], data[p + 5], p + 6
+            else:
+                model_id = ((data[p + 2] & 0x1F) << 8) | data[p + 3]
+                ctype, p = data[p + 6], p + 7
             if model_id not in models or (ctype == 0 and data[p + 4] != 0):
                 used = self._parse_cluster(*cluster, points, count, used, shapes, where)
                 continue
