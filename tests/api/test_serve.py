@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from .conftest import CLI, ServeProcess, serve_env, wait_for
+from .conftest import CLI, ServeProcess, free_port, serve_env, wait_for
 
 
 def _job(url: str, job_id: str) -> dict:
@@ -110,3 +110,42 @@ def test_bad_configuration_exits_2_naming_the_variable(midas: Path, tmp_path: Pa
     assert proc.returncode == 2
     assert "WORKER_CONCURRENCY" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_plain_gunicorn_runs_the_app_factory_from_the_environment(
+    midas: Path, tmp_path: Path
+) -> None:
+    # The documented production entry point, without `serve` (and without job workers).
+    port = free_port()
+    env = serve_env(midas, tmp_path / "state", WORKER_CONCURRENCY="0")
+    gunicorn = CLI.parent / "gunicorn"
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--no-control-socket",
+            "clf_analysis.api:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _ready(url))
+        accepted = requests.post(f"{url}/api/builds/271360/analyze", timeout=5)
+        assert accepted.status_code == 202
+        assert requests.get(url + accepted.headers["Location"], timeout=5).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(url + "/readyz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False

@@ -82,8 +82,13 @@ async function loadBuilds() {
       cell(row, build.archive);
       cell(row, formatSize(build.size_bytes), "num");
       const job = build.latest_job;
-      const status = cell(row, job ? job.status : "—");
-      if (job) status.className = `badge ${job.status}`;
+      const status = cell(row, job ? "" : "—");
+      if (job) {
+        const badge = document.createElement("span");
+        badge.className = `badge ${job.status}`;
+        badge.textContent = job.status;
+        status.appendChild(badge);
+      }
       cell(row, build.results_available ? "yes" : "no");
       const actions = cell(row, "");
       const analyse = document.createElement("button");
@@ -151,7 +156,8 @@ function renderJob(job) {
   status.className = `badge ${job.status}`;
   const progress = job.progress || {};
   $("job-bar").style.width = `${Math.max(0, Math.min(100, progress.percent || 0))}%`;
-  let stage = [progress.stage, progress.message].filter(Boolean).join(" — ");
+  const percent = `${Math.round(progress.percent || 0)} %`;
+  let stage = [percent, progress.stage, progress.message].filter(Boolean).join(" — ");
   if (job.status === "failed" && job.error) stage = `failed: ${job.error.message || ""}`;
   $("job-stage").textContent = stage;
   $("job-cancel").disabled = FINISHED.has(job.status);
