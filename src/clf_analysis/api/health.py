@@ -158,18 +158,18 @@ def metrics() -> Response:
     lines.append(f"clf_job_duration_seconds_sum {sum(durations):.3f}")
     lines.append(f"clf_job_duration_seconds_count {len(durations)}")
 
-    state = store.service_state()
+    history = store.service_state()
     _metric(lines, "clf_service_startups_total", "counter", "Recorded process starts.")
-    lines.append(f"clf_service_startups_total {state.startup_count}")
+    lines.append(f"clf_service_startups_total {history.startup_count}")
     _metric(
         lines,
         "clf_service_unclean_shutdowns_total",
         "counter",
         "Starts that found an earlier instance dead without a clean shutdown.",
     )
-    lines.append(f"clf_service_unclean_shutdowns_total {state.unclean_shutdown_count}")
+    lines.append(f"clf_service_unclean_shutdowns_total {history.unclean_shutdown_count}")
     _metric(lines, "clf_service_running_instances", "gauge", "Instances believed running.")
-    lines.append(f"clf_service_running_instances {len(state.running_instance_ids)}")
+    lines.append(f"clf_service_running_instances {len(history.running_instance_ids)}")
 
     _metric(lines, "clf_draining", "gauge", "1 while this process is shutting down.")
     lines.append(f"clf_draining {int(service().is_draining())}")

@@ -142,7 +142,8 @@ def _job_response(job: Job, status: int = 200) -> Response:
 @bp.get("/api/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     response = _job_response(_job_or_404(job_id))
-    return response.make_conditional(request)
+    response.make_conditional(request)  # turns it into a 304 when If-None-Match matches
+    return response
 
 
 @bp.delete("/api/jobs/<job_id>")

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from clf_analysis import __version__
 from clf_analysis.api import models as m
@@ -136,7 +136,7 @@ def _content(target: type[BaseModel] | str | None, code: int) -> dict[str, Any]:
 
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `app`."""
-    mode = [
+    mode: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (
             model,
             "serialization"

@@ -67,11 +67,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from clf_analysis.config import ConfigError, load_settings
 
-    overrides: dict[str, object] = {}
-    if args.port is not None:
-        overrides["port"] = args.port
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings() if args.port is None else load_settings(port=args.port)
     except ConfigError as exc:
         print(f"clf-analysis serve: {exc}", file=sys.stderr)
         return 2
