@@ -357,3 +357,13 @@ def test_decoded_shapes_are_complete_shape_values() -> None:
     assert shape == rebuilt and repr(shape) == repr(rebuilt)
     with pytest.raises(dataclasses.FrozenInstanceError):
         shape.kind = "open"  # type: ignore[misc]
+
+
+def test_large_counts_and_ids_take_the_general_path_and_agree() -> None:
+    # 3-byte lf_ints (>= 8192) are outside the shortest-form fast path of the reader.
+    big = np.stack([np.arange(9000), np.arange(9000) * 0.5], axis=1).astype(np.float32)
+    models = [Model(70000, "big id", Box(0, 0, 0, 1, 1, 1), 0.05)]
+    layers = [
+        Layer(0.05, (Shape(70000, "model", (big, big[:5])), Shape(70000, "open", (big[:3],)))),
+    ]
+    assert list(open_clf(write_clf(None, models=models, layers=layers))) == layers

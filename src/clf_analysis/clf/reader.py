@@ -500,11 +500,10 @@ class CLFFile:
                 raise buf.error(body, f"a point buffer for the {count} points declared {where}")
             count = 0
         assert count is not None
-        if count:
+        if count and points_at is not None:
             points = np.frombuffer(data, dtype="<f4", count=2 * count, offset=points_at)
             if not np.isfinite(points).all():
                 bad = int(np.flatnonzero(~np.isfinite(points))[0])
-                assert points_at is not None
                 raise buf.error(
                     points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}"
                 )
