@@ -19,7 +19,7 @@ from clf_analysis.clf import (
     write_clf,
 )
 
-from .builders import SQUARE, WORKED_EXAMPLE, Raw, f32, sample_layers
+from .builders import PART, SQUARE, WORKED_EXAMPLE, Raw, f32, sample_layers
 
 
 def test_worked_example_read_values() -> None:
@@ -364,6 +364,17 @@ def test_large_counts_and_ids_take_the_general_path_and_agree() -> None:
     big = np.stack([np.arange(9000), np.arange(9000) * 0.5], axis=1).astype(np.float32)
     models = [Model(70000, "big id", Box(0, 0, 0, 1, 1, 1), 0.05)]
     layers = [
-        Layer(0.05, (Shape(70000, "model", (big, big[:5])), Shape(70000, "open", (big[:3],)))),
+        Layer(
+            float(np.float32(0.05)),
+            (Shape(70000, "model", (big, big[:5])), Shape(70000, "open", (big[:3],))),
+        ),
     ]
     assert list(open_clf(write_clf(None, models=models, layers=layers))) == layers
+
+
+def test_web_shape_built_without_line_format_round_trips() -> None:
+    # Shape(m, "open", loops) leaves line_format at its default; the kind decides it.
+    shape = Shape(1, "open", (SQUARE,))
+    assert shape.line_format == PolygonFormat.OPEN and not shape.is_closed
+    layer = Layer(float(np.float32(0.05)), (shape, Shape(1, "dashed", (SQUARE,))))
+    assert list(open_clf(write_clf(None, models=[PART], layers=[layer]))) == [layer]

@@ -60,6 +60,14 @@ class Model:
     thickness: float
 
 
+_IMPLIED_FORMAT: dict[str, PolygonFormat] = {
+    "model": PolygonFormat.CLOSED,
+    "closed": PolygonFormat.CLOSED,
+    "open": PolygonFormat.OPEN,
+    "dashed": PolygonFormat.DASHED,
+}
+
+
 @dataclass(frozen=True, eq=False)
 class Shape:
     """One shape of a layer.
@@ -74,6 +82,14 @@ class Shape:
     kind: ShapeKind
     loops: tuple[LoopArray, ...]
     line_format: PolygonFormat = PolygonFormat.CLOSED
+
+    def __post_init__(self) -> None:
+        # For WEB shapes the kind *is* the line format and model loops are closed, so a
+        # Shape(m, "open", loops) built without line_format must not claim CLOSED: keep
+        # the two consistent (as the reader produces them) so is_closed and == hold.
+        implied = _IMPLIED_FORMAT.get(self.kind)
+        if implied is not None and self.line_format != implied:
+            object.__setattr__(self, "line_format", implied)
 
     @property
     def is_closed(self) -> bool:
