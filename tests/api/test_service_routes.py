@@ -134,9 +134,10 @@ def test_cors_allows_configured_origin_and_exposes_headers(client: FlaskClient) 
     assert missing.headers["Access-Control-Allow-Origin"] == FRONTEND
 
 
-def test_cors_absent_for_other_origins(client: FlaskClient) -> None:
+def test_cors_absent_for_other_origins_and_without_origin(client: FlaskClient) -> None:
     response = client.get("/api/jobs", headers={"Origin": "http://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Origin" not in client.get("/api/jobs").headers
 
 
 def test_api_token_guards_mutating_routes_only(

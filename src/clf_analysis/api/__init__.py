@@ -73,5 +73,8 @@ def create_app(
             allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "If-None-Match"],
             methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
             max_age=600,
+            # Without an Origin header there is no CORS request: send no CORS headers
+            # (flask-cors would otherwise advertise one of the allowed origins).
+            always_send=False,
         )
     return app

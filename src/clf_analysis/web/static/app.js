@@ -202,7 +202,39 @@ async function cancelJob() {
 
 // --- results ------------------------------------------------------------------------------
 
-const SUMMARY_KEYS = ["files_analyzed", "layers", "holes_views_interval", "schema_version"];
+function count(value) {
+  if (Array.isArray(value)) return value.length;
+  if (value && typeof value === "object") return Object.keys(value).length;
+  return value;
+}
+
+// A few readable lines from platform_info.json; the legacy keys hold lists, not counts.
+function summarize(info) {
+  const rows = [];
+  const add = (label, value) => {
+    if (value !== undefined && value !== null && value !== "") rows.push([label, value]);
+  };
+  if (info.build && typeof info.build === "object") {
+    add("package", `${text(info.build.archive)} (${formatSize(info.build.size_bytes)})`);
+  }
+  add("files analysed", count(info.files_analyzed));
+  add("layers", count(info.layers));
+  add("parts", count(info.parts));
+  const heights = info.global_height_info;
+  if (heights && typeof heights === "object" && heights.max_height !== undefined) {
+    add("height range", `${heights.min_height} – ${heights.max_height} mm`);
+  }
+  const holes = info.holes_views_interval;
+  add("holes interval", holes && typeof holes === "object" ? `${holes.interval_mm} mm` : holes);
+  add("invalid loops", info.invalid_loops_total ?? count(info.invalid_loops));
+  add("warnings", count(info.warnings));
+  if (info.timings && typeof info.timings === "object") {
+    const total = Object.values(info.timings).reduce((a, b) => a + (Number(b) || 0), 0);
+    add("analysis time", `${total.toFixed(1)} s`);
+  }
+  add("schema version", info.schema_version);
+  return rows;
+}
 
 async function showResults(buildId, wantedHeight) {
   try {
@@ -211,13 +243,11 @@ async function showResults(buildId, wantedHeight) {
     $("results-build").textContent = buildId;
     const summary = $("results-summary");
     summary.replaceChildren();
-    for (const key of SUMMARY_KEYS) {
-      if (!(key in body.platform_info)) continue;
+    for (const [label, value] of summarize(body.platform_info)) {
       const dt = document.createElement("dt");
-      dt.textContent = key;
+      dt.textContent = label;
       const dd = document.createElement("dd");
-      const value = body.platform_info[key];
-      dd.textContent = typeof value === "object" ? JSON.stringify(value) : text(value);
+      dd.textContent = text(value);
       summary.append(dt, dd);
     }
     const images = $("images");
