@@ -378,3 +378,11 @@ def test_web_shape_built_without_line_format_round_trips() -> None:
     assert shape.line_format == PolygonFormat.OPEN and not shape.is_closed
     layer = Layer(float(np.float32(0.05)), (shape, Shape(1, "dashed", (SQUARE,))))
     assert list(open_clf(write_clf(None, models=[PART], layers=[layer]))) == [layer]
+
+
+def test_warnings_are_bounded() -> None:
+    r = Raw()
+    junk = b"".join(r.sec(20, b"") for _ in range(500))
+    clf = open_clf(r.file([], header_extra=junk))
+    assert len(clf.warnings) == 101
+    assert clf.warnings[-1] == "... and 400 more warnings"

@@ -85,6 +85,9 @@ def _shape(
 _new_object = object.__new__
 
 
+MAX_WARNINGS = 100
+
+
 def z_tolerance(z: float) -> float:
     """Tolerance for comparing layer heights: 4 float32 ulps at |z| (at least at 1 mm)."""
     return 4.0 * float(np.spacing(np.float32(max(abs(z), 1.0))))
@@ -197,6 +200,7 @@ class CLFFile:
         self._closer = closer
         self._warnings: list[str] = []
         self._warned: set[str] = set()
+        self._suppressed = 0
         self._seek_offset_at = 0
         self.source_name = buf.source
         header_end, seek_offset = self._parse_header()
@@ -222,14 +226,23 @@ class CLFFile:
     # -- header and index -------------------------------------------------------------
 
     def _warn(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            self._warnings.append(message)
+        if message in self._warned:
+            return
+        if len(self._warnings) >= MAX_WARNINGS:
+            # A file of nothing but unknown sections must not grow an unbounded list.
+            self._suppressed += 1
+            return
+        self._warned.add(message)
+        self._warnings.append(message)
 
     @property
     def warnings(self) -> list[str]:
-        """Things the reader skipped or tolerated (unknown sections, count mismatches…)."""
-        return list(self._warnings)
+        """Things the reader skipped or tolerated (unknown sections, count mismatches…).
+
+        Distinct messages, at most MAX_WARNINGS of them plus a count of the rest.
+        """
+        more = [f"... and {self._suppressed} more warnings"] if self._suppressed else []
+        return self._warnings + more
 
     def _parse_header(self) -> tuple[int, int | None]:
         buf = self._buf
