@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from clf_analysis.jobs.store import JobStore
 
 from .conftest import assert_problem
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[JobStore]:
+    """The legacy shapes must hold on both engines (SQLite and PostgreSQL)."""
+    s = JobStore.connect(store_url)
+    yield s
+    s.close()
 
 
 def test_root_keeps_legacy_service_info(client: FlaskClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Callable
@@ -52,6 +53,14 @@ def test_submit_poll_complete_results_and_restart_keeps_jobs(
         [str(CLI), "query", "--url", url], capture_output=True, text=True, timeout=30
     )
     assert listing.returncode == 0 and job_id in listing.stdout
+    one = subprocess.run(
+        [str(CLI), "query", job_id, "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert one.returncode == 0
+    assert json.loads(one.stdout)["job"]["result"]["build_id"] == "271360"
 
     assert served.stop(signal.SIGTERM) == 0
     again = serve_factory(midas)
