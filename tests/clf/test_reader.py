@@ -386,3 +386,15 @@ def test_warnings_are_bounded() -> None:
     clf = open_clf(r.file([], header_extra=junk))
     assert len(clf.warnings) == 101
     assert clf.warnings[-1] == "... and 400 more warnings"
+
+
+def test_layer_z_disagreeing_with_seek_table_is_a_warning() -> None:
+    r = Raw()
+    body = r.layer(0.10, SQUARE, (r.cluster(polygons=(r.polygon(),)),))
+    clf = open_clf(r.file([(0.05, body)]))
+    assert clf.zs.tolist() == [np.float32(0.05)]
+    assert clf.layer(0).z == float(np.float32(0.10))
+    assert any("differs from its index entry 0.0500" in w for w in clf.warnings)
+    agreeing = open_clf(WORKED_EXAMPLE)
+    agreeing.layer(0)
+    assert agreeing.warnings == []

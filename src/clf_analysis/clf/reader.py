@@ -423,11 +423,11 @@ class CLFFile:
 
     def layer(self, i: int) -> Layer:
         """The i-th layer in z order (negative indices count from the top)."""
-        return self._parse_layer(self._offsets[i])
+        return self._parse_layer(self._offsets[i], float(self._zs64[i]))
 
     def __iter__(self) -> Iterator[Layer]:
-        for offset in self._offsets:
-            yield self._parse_layer(offset)
+        for offset, z in zip(self._offsets, self._zs64.tolist(), strict=True):
+            yield self._parse_layer(offset, z)
 
     def find(self, z: float) -> Layer:
         """The layer at height z by the rules of spec §4; an empty Layer where there is none.
@@ -457,9 +457,9 @@ class CLFFile:
             best = i if above < below - tol else i - 1
         if abs(zs[best] - z) > self.thickness + tol:
             return empty
-        return self._parse_layer(self._offsets[best])
+        return self._parse_layer(self._offsets[best], float(zs[best]))
 
-    def _parse_layer(self, offset: int) -> Layer:
+    def _parse_layer(self, offset: int, indexed_z: float) -> Layer:
         buf = self._buf
         data = buf.data
         section = buf.section
@@ -567,6 +567,11 @@ class CLFFile:
                 append(_shape(model_id, "model", tuple(loops), _CLOSED))
         if used != count:
             self._warn(f"byte {offset}: polygons use {used} of the layer's {count} points {where}")
+        if z != indexed_z and abs(z - indexed_z) > z_tolerance(z):
+            # The index orders by its own z; a layer that disagrees is served as it says.
+            self._warn(
+                f"byte {offset}: layer z {z:.4f} differs from its index entry {indexed_z:.4f}"
+            )
         return Layer(z=z, shapes=tuple(shapes))
 
     def _parse_cluster(
