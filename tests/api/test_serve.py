@@ -69,6 +69,7 @@ def test_submit_poll_complete_results_and_restart_keeps_jobs(
     metrics = requests.get(f"{again.url}/metrics", timeout=5).text
     assert "clf_service_startups_total 2" in metrics
     assert 'clf_jobs{state="completed"} 2' in metrics
+    assert "clf_job_duration_seconds_count 2" in metrics
 
 
 def test_sigterm_turns_readiness_off_drains_the_running_job_and_exits_0(
