@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.clf.errors import CLFFormatError
+from clf_analysis.clf.lookup import layer_indices, z_tolerance
 from clf_analysis.clf.types import (
     Box,
     ClusterType,
@@ -86,11 +87,6 @@ _new_object = object.__new__
 
 
 MAX_WARNINGS = 100
-
-
-def z_tolerance(z: float) -> float:
-    """Tolerance for comparing layer heights: 4 float32 ulps at |z| (at least at 1 mm)."""
-    return 4.0 * float(np.spacing(np.float32(max(abs(z), 1.0))))
 
 
 class _Buffer:
@@ -436,28 +432,22 @@ class CLFFile:
         layer: empty. Otherwise the nearest layer; equal distances (within float32
         tolerance, see `z_tolerance`) choose the lower layer.
         """
-        z = float(z)
-        with np.errstate(over="ignore"):
-            empty = Layer(z=float(np.float32(z)), shapes=())
-        n = len(self._offsets)
-        if n == 0 or not math.isfinite(z):
-            return empty
-        tol = z_tolerance(z)
-        if z < self.box.min_z - tol or z > self.box.max_z + tol:
-            return empty
-        zs = self._zs64
-        i = int(np.searchsorted(zs, z))
-        best: int
-        if i == 0:
-            best = 0
-        elif i == n:
-            best = n - 1
-        else:
-            below, above = z - zs[i - 1], zs[i] - z
-            best = i if above < below - tol else i - 1
-        if abs(zs[best] - z) > self.thickness + tol:
-            return empty
-        return self._parse_layer(self._offsets[best], float(zs[best]))
+        index = self.index_at(z)
+        if index is None:
+            with np.errstate(over="ignore"):
+                return Layer(z=float(np.float32(z)), shapes=())
+        return self._parse_layer(self._offsets[index], float(self._zs64[index]))
+
+    def index_at(self, z: float) -> int | None:
+        """Index (in z order) of the layer `find(z)` returns, None where it is empty."""
+        found = layer_indices(
+            self._zs64,
+            [z],
+            min_z=self.box.min_z,
+            max_z=self.box.max_z,
+            thickness=self.thickness,
+        )
+        return None if found[0] < 0 else int(found[0])
 
     def _parse_layer(self, offset: int, indexed_z: float) -> Layer:
         buf = self._buf
@@ -567,7 +557,7 @@ class CLFFile:
                 append(_shape(model_id, "model", tuple(loops), _CLOSED))
         if used != count:
             self._warn(f"byte {offset}: polygons use {used} of the layer's {count} points {where}")
-        if z != indexed_z and abs(z - indexed_z) > z_tolerance(z):
+        if z != indexed_z and abs(z - indexed_z) > float(z_tolerance(z)):
             # The index orders by its own z; a layer that disagrees is served as it says.
             self._warn(
                 f"byte {offset}: layer z {z:.4f} differs from its index entry {indexed_z:.4f}"

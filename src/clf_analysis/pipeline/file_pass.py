@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.build.archive import PartFile, open_archive
-from clf_analysis.clf import CLFFormatError, Model, open_clf
+from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
+from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
 from clf_analysis.geometry.stats import BuildStats
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
@@ -173,14 +174,14 @@ def run_file_pass(
     return result
 
 
-def _snapshot_layers(clf: object, heights: tuple[float, ...]) -> dict[int, list[float]]:
+def _snapshot_layers(clf: CLFFile, heights: tuple[float, ...]) -> dict[int, list[float]]:
     """File layer index -> the requested heights that layer answers (find rules)."""
+    found = layer_indices(
+        clf.zs, heights, min_z=clf.box.min_z, max_z=clf.box.max_z, thickness=clf.thickness
+    )
     out: dict[int, list[float]] = {}
-    zs = clf.zs  # type: ignore[attr-defined]
-    for h in heights:
-        layer = clf.find(h)  # type: ignore[attr-defined]
-        if layer.shapes:
-            i = int(np.flatnonzero(zs == np.float32(layer.z))[0])
+    for h, i in zip(heights, found.tolist(), strict=True):
+        if i >= 0:
             out.setdefault(i, []).append(h)
     return out
 
