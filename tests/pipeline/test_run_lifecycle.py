@@ -163,7 +163,7 @@ def test_a_second_run_of_the_same_build_is_refused_while_one_runs(fresh_build):
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(BuildLocked, match="another analysis"):
-            _publish(fresh_build)
+            _publish(fresh_build, options=RunOptions(lock_policy=LockPolicy(3, 0.01)))
     finally:
         os.close(fd)
 

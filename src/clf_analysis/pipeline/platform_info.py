@@ -30,6 +30,7 @@ def build_platform_info(
     package_size: int,
     sha256: str,
     run_id: str,
+    job_id: str | None,
     params: AnalysisParams,
     exclusions: Exclusions,
     included: list[PartFile],
@@ -99,6 +100,7 @@ def build_platform_info(
         "schema_version": SCHEMA_VERSION,
         "generator": {"service": "clf-abp-path-analysis", "version": __version__},
         "run_id": run_id,
+        "job_id": job_id,
         "generated_at": datetime.now(UTC).isoformat(),
         "build": {
             "id": build_id,

@@ -128,16 +128,26 @@ def _silent(stage: str, fraction: float, message: str) -> None:
 
 
 @contextlib.contextmanager
-def _run_lock(build_dir: Path) -> Iterator[None]:
-    """One run per build folder at a time, also across CLI and service processes."""
+def _run_lock(build_dir: Path, policy: LockPolicy) -> Iterator[None]:
+    """One run per build folder at a time, also across CLI and service processes.
+
+    Tried for a bounded time: a retried job may start while the process of its lost
+    attempt is still stopping.
+    """
     fd = os.open(build_dir / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildLocked(
-                f"another analysis of {build_dir.name} is running", stage="prepare", kind="busy"
-            ) from None
+        for attempt in range(policy.attempts):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == policy.attempts - 1:
+                    raise BuildLocked(
+                        f"another analysis of {build_dir.name} is running",
+                        stage="prepare",
+                        kind="busy",
+                    ) from None
+                time.sleep(policy.delay_seconds)
         yield
     finally:
         os.close(fd)
@@ -172,12 +182,13 @@ def run(
     options = options or RunOptions()
     started = datetime.now(UTC)
     t_start = time.perf_counter()
-    run_id = options.job_id or uuid.uuid4().hex
+    # Unique per attempt: a retried job must not share a temp directory with a lost one.
+    run_id = uuid.uuid4().hex
     tracker = ProgressTracker(progress)
     tracker.stage("prepare", "locating the build package")
     build_id, package = locate_package(build, midas_base_path)
     build_dir = package.parent
-    with _run_lock(build_dir):
+    with _run_lock(build_dir, options.lock_policy):
         recover_interrupted_swap(build_dir)
         remove_stale_temp_dirs(build_dir)
         tmp = temp_output_dir(build_dir, run_id)
@@ -289,6 +300,7 @@ class _Analysis:
                 package_size=size,
                 sha256=sha256,
                 run_id=self.run_id,
+                job_id=self.options.job_id,
                 params=self.params,
                 exclusions=exclusions,
                 included=included,
