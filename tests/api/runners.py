@@ -115,3 +115,12 @@ def failing(
     """Fails the way a corrupt build would."""
     progress("open", 0.1, "opening")
     raise ValueError(f"build {build_id}: corrupt package (test runner)")
+
+
+def pipeline(
+    job_id: str, build_id: str, params: dict[str, Any], progress: Progress, is_cancelled: Any
+) -> dict[str, Any]:
+    """The production runner itself, reachable under this module's name."""
+    from clf_analysis.pipeline.job import run_job
+
+    return run_job(job_id, build_id, params, progress, is_cancelled)

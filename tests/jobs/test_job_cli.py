@@ -179,3 +179,41 @@ def test_report_on_a_missing_store_says_so(tmp_path: Path) -> None:
     done = _report(f"sqlite:///{missing}")
     assert done.returncode == 1 and "no job store" in done.stderr
     assert not missing.exists()
+
+
+def test_kill_9_mid_analysis_with_the_real_pipeline_keeps_results_and_recovers(
+    sqlite_url: str, spawn_worker, tmp_path: Path
+) -> None:
+    from clf_analysis.pipeline.params import AnalysisParams
+    from clf_analysis.pipeline.run import run
+    from clf_analysis.synth import generate_build
+
+    midas = tmp_path / "midas"
+    build = generate_build(midas, build_id="k9", parts=4, height_mm=40.0, seed=2)
+    params = AnalysisParams(holes_interval=20, clean_platform_heights=(5.0,))
+    earlier = run("k9", params, midas_base_path=midas)
+    info_path = build.build_dir / "clf_analysis" / "platform_info.json"
+
+    store = JobStore.connect(sqlite_url)
+    job = store.submit("k9", params.canonical()).job
+    real = ("--runner", "clf_analysis.pipeline.job:run_job")
+    env = {"MIDAS_BASE_PATH": str(midas), "ANALYSIS_PROCESSES": "1"}
+    first = spawn_worker(sqlite_url, *real, **env)
+    wait_for(store, job.id, lambda j: j.state == "running" and j.stage == "layers")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    # Mid-analysis the published results are the earlier run's, whole and readable.
+    assert json.loads(info_path.read_text())["run_id"] == earlier.run_id
+
+    second = spawn_worker(sqlite_url, *real, **env)
+    done = wait_for(store, job.id, lambda j: j.state in ("completed", "failed", "cancelled"))
+    assert done.state == "completed", done.error
+    assert done.attempts == 2
+    info = json.loads(info_path.read_text())
+    assert info["job_id"] == job.id and info["run_id"] != earlier.run_id
+    assert len(info["parts"]) == earlier.parts
+    leftovers = [p.name for p in build.build_dir.iterdir() if ".tmp-" in p.name]
+    assert leftovers == []
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(WAIT) == 0
+    store.close()

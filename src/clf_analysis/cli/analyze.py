@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,26 +53,27 @@ class ProgressBar:
             self.stream.write("\n")
 
 
-def report_lines(result: Any, info: dict[str, Any]) -> list[str]:
-    """The short report printed after a run."""
+def report_lines(info: dict[str, Any], output_dir: str, duration_seconds: float) -> list[str]:
+    """The short report printed after a run, from its platform_info.json."""
     parts = info["parts"]
+    heights = info["global_height_info"]
     holes = sum(p["hole_count"] for p in parts)
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in info["timings"].items())
     lines = [
-        f"build        {result.build_id} ({info['build']['archive']})",
+        f"build        {info['build']['id']} ({info['build']['archive']})",
         f"files        {len(info['files_analyzed'])} analysed, "
         f"{info['exclusion_info']['files_excluded']} excluded by folder rules",
         f"parts        {len(parts)}",
-        f"layers       {result.layers} (thickness {info['global_height_info']['layer_thickness']}"
-        f" mm, top {info['global_height_info']['max_height']} mm)",
-        f"holes        {holes} (largest count on one layer, summed over parts)",
+        f"layers       {heights['num_samples']} (thickness {heights['layer_thickness']} mm, "
+        f"top {heights['max_height']} mm)",
+        f"holes        {holes} (per part the most holes on one layer, summed over parts)",
         f"invalid      {info['invalid_loops_total']} loops",
         f"warnings     {len(info['warnings'])}",
     ]
     lines += [f"  - {w}" for w in info["warnings"][:10]]
     lines += [
-        f"timings      {timings} (total {result.duration_seconds:.2f}s)",
-        f"output       {result.output_dir}",
+        f"timings      {timings} (total {duration_seconds:.2f}s)",
+        f"output       {output_dir}",
     ]
     return lines
 
@@ -108,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
     )
     bar = ProgressBar(sys.stderr)
-    started = time.perf_counter()
     try:
         result = run_analysis(
             args.build,
@@ -131,6 +130,5 @@ def run(args: argparse.Namespace) -> int:
         return 130
     bar.close()
     info = json.loads(result.summary_path.read_text(encoding="utf-8"))
-    print("\n".join(report_lines(result, info)))
-    del started
+    print("\n".join(report_lines(info, str(result.output_dir), result.duration_seconds)))
     return 0

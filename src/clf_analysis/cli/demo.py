@@ -1,25 +1,33 @@
-"""`clf-analysis demo`: generate a synthetic build with its ground truth and summarise it.
+"""`clf-analysis demo`: generate a synthetic build, then analyse it through the service.
 
-The generation step (`generate_demo`) is separate from the command so that later stages
-(analysis of the generated build) can be chained onto it without touching it.
+By default the demo starts the real service (`clf-analysis serve`, embedded workers,
+SQLite job store under `<out>/.state`) on a free loopback port, submits the build over
+HTTP, follows the job's progress, prints the analysis and job-store reports and stops the
+service with SIGTERM, as an operator would. `--no-service` analyses in this process.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clf_analysis.synth import GeneratedBuild
 
+READY_TIMEOUT = 120.0  # first start on a cold machine imports numpy, shapely, matplotlib
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="generate a synthetic build (.abp + ground truth) and summarise it",
+        help="generate a synthetic build and analyse it through the service",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--out", type=Path, required=True, help="folder that receives <build id>/")
@@ -28,6 +36,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--layer", type=float, default=0.05, help="layer thickness in mm (0.05)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--build-id", default="demo-0001", help="build id (default demo-0001)")
+    p.add_argument(
+        "--no-service", action="store_true", help="analyse in this process, without the service"
+    )
     p.set_defaults(func=run)
 
 
@@ -59,17 +70,101 @@ def summary_lines(build: GeneratedBuild) -> list[str]:
     ]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    import requests
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def through_service(build: GeneratedBuild, out: Path) -> int:
+    """Serve, submit, follow, report, stop: the main job as the stack runs it."""
+    from clf_analysis.api.client import ApiClient, ClientError
+    from clf_analysis.cli import main
+    from clf_analysis.cli.analyze import report_lines
+
+    state = out / ".state"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MIDAS_BASE_PATH": str(out.resolve()),
+        "STATE_DIR": str(state.resolve()),
+        "DATABASE_URL": f"sqlite:///{(state / 'jobs.db').resolve()}",
+        "WORKER_CONCURRENCY": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("API_TOKEN", None)
+    log_path = out / "demo-service.log"
+    print(f"\nstarting the service on {url} (log: {log_path})")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clf_analysis", "serve", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        if not _wait_ready(url, proc):
+            print(f"the service did not become ready; see {log_path}", file=sys.stderr)
+            return 1
+        print(f"submitting build {build.build_id} through POST /api/builds/<id>/analyze")
+        code = main(["submit", build.build_id, "--url", url, "--wait", "--composite"])
+        if code == 0:
+            client = ApiClient.from_args(url, None)
+            try:
+                results = client.json("GET", f"/api/builds/{build.build_id}/results")
+                job = client.jobs(build_id=build.build_id)["jobs"][0]
+            except ClientError as exc:
+                print(f"clf-analysis demo: {exc}", file=sys.stderr)
+                return 1
+            duration = float((job.get("result") or {}).get("duration_seconds") or 0.0)
+            output_dir = str(build.build_dir / "clf_analysis")
+            print("\n" + "\n".join(report_lines(results["platform_info"], output_dir, duration)))
+            print(f"artifacts    {len(results['artifacts'])} images and summaries served under "
+                  f"{url}/api/builds/{build.build_id}/artifacts/")  # fmt: skip
+        print()
+        main(["report", "--database-url", env["DATABASE_URL"], "--limit", "5"])
+        return code
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=90)
+            print(f"\nservice stopped (exit code {rc})")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            print("\nservice did not stop within 90 s; killed", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    # Our lines and the service's progress (stderr) interleave in order in CI logs.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         build = generate_demo(args)
     except ValueError as exc:
         print(f"clf-analysis demo: {exc}", file=sys.stderr)
         return 2
     print("\n".join(summary_lines(build)))
-    # `inspect` is another role of this CLI; list the package with it when it exists.
-    if importlib.util.find_spec("clf_analysis.cli.inspect") is not None:
+    if args.no_service:
         from clf_analysis.cli import main
 
         print()
-        return main(["inspect", str(build.archive)])
-    return 0
+        return main(["analyze", build.build_id, "--midas", str(args.out), "--composite"])
+    return through_service(build, args.out)
