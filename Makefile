@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench clf_analysis_api.py
 	$(BIN)/ruff format --check src tests bench clf_analysis_api.py
+	$(BIN)/mypy src
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -76,7 +76,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raw[name] = value
     raw.update(overrides)
     try:
-        return Settings(**raw)
+        return Settings.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -91,10 +91,10 @@ def build_platform_info(
     invalid = [item for r in results for item in r.invalid_loops][:MAX_LISTED_INVALID]
     invalid_total = sum(r.invalid_count for r in results)
     holes_views = images["holes_views"]
-    parts = []
-    for part in stats.to_dict()["parts"]:
-        key = (part["folder"], part["file"], part["model_id"])
-        parts.append({"identifier": part_slug(key), **part})
+    parts = [
+        {"identifier": part_slug((p["folder"], p["file"], p["model_id"])), **p}
+        for p in stats.to_dict()["parts"]
+    ]
     layer_file_of = dict(zip(grid.tolist(), layer_files, strict=False)) if layer_files else {}
     return {
         "schema_version": SCHEMA_VERSION,
