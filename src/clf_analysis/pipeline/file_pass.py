@@ -33,6 +33,7 @@ from clf_analysis.render.raster import FootprintMask
 # Bounded so that a broken file with a defect on every layer cannot flood platform_info.
 MAX_LISTED_INVALID = 2000
 MAX_UNCLOSED_ITEMS = 5000
+LINES = -1  # key of the line-geometry mask beside the model ids (which are >= 0)
 # Progress unit: each file counts TICKS_PER_FILE, spread over its layers, so that the
 # parent knows the total before any file is opened.
 TICKS_PER_FILE = 1000
@@ -73,6 +74,7 @@ class FilePassResult:
     spool_lengths: npt.NDArray[np.int64]
     stats: BuildStats  # layers keyed by this file's own layer heights
     footprints: dict[int, npt.NDArray[np.uint8]]  # model id -> packed plate mask bits
+    lines: npt.NDArray[np.uint8] | None  # packed mask of every line geometry, all layers
     invalid_loops: list[dict[str, object]]
     invalid_count: int
     winding_mismatches: int
@@ -122,6 +124,7 @@ def run_file_pass(
         spool_lengths=np.zeros(n, dtype=np.int64),
         stats=BuildStats(),
         footprints={},
+        lines=None,
         invalid_loops=[],
         invalid_count=0,
         winding_mismatches=0,
@@ -166,8 +169,11 @@ def run_file_pass(
         raise AnalysisError(
             f"{type(exc).__name__}: {exc}", stage="geometry", file=part.key, layer=z
         ) from exc
-    for model_id, mask in masks.items():
-        result.footprints[model_id] = mask.packed()
+    for key, mask in masks.items():
+        if key == LINES:
+            result.lines = mask.packed()
+        else:
+            result.footprints[key] = mask.packed()
     tick(TICKS_PER_FILE - ticked)  # files without layers count as done too
     result.warnings = [f"{part.key}: {w}" for w in clf.warnings]
     result.seconds = time.perf_counter() - started
@@ -225,6 +231,12 @@ def _measure(
     for shape in shapes:
         if shape.kind == "model":
             by_model.setdefault(shape.model_id, []).extend(shape.loops)
+        else:
+            lines = masks.get(LINES)
+            if lines is None:
+                lines = masks[LINES] = FootprintMask(plate)
+            for loop in shape.loops:
+                lines.stroke(loop, closed=shape.is_closed)
     for model_id, loops in by_model.items():
         mask = masks.get(model_id)
         if mask is None:

@@ -71,9 +71,10 @@ def part_slug(key: PartKey) -> str:
 
 
 def part_label(key: PartKey, model_name: str) -> str:
+    """Short enough for a figure title: model name and id, last folder and file."""
     folder, name, model_id = key
-    where = f"{folder}/{name}" if folder else name
-    return f"{model_id} {model_name} ({where})" if model_name else f"{model_id} ({where})"
+    where = f"{folder.rsplit('/', 1)[-1]}/{name}" if folder else name
+    return f"{model_name or 'model'} #{model_id} · {where}"
 
 
 def _layer_shapes(results: list[FilePassResult], z: float) -> LayerShapes:
@@ -334,7 +335,10 @@ def render_images(
             all_pathdata,
             (
                 (out / IDENTIFIER_DIR / ALL_PATHDATA, out / IDENTIFIER_DIR / ALL_PATHDATA_NO_ID),
-                [(r.color, list(r.footprints.values())) for r in results],
+                [
+                    (r.color, [*r.footprints.values(), *([r.lines] if r.lines is not None else [])])
+                    for r in results
+                ],
                 labels,
                 plate,
             ),

@@ -173,6 +173,16 @@ class FootprintMask:
         contours = [c.reshape(-1, 1, 2) for c in np.split(fixed, ends)]
         cv2.fillPoly(self.mask, contours, 255, cv2.LINE_8, _SHIFT)
 
+    def stroke(self, loop: LoopArray, *, closed: bool) -> None:
+        """Add a line geometry (support, web) one pixel wide."""
+        if len(loop) < 2:
+            return
+        colrow = self.plate.to_px(loop)
+        limit = 8.0 * self.plate.px
+        np.clip(colrow, -limit, limit, out=colrow)
+        fixed = np.round(colrow * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(self.mask, [fixed], closed, 255, 1, cv2.LINE_8, _SHIFT)
+
     def packed(self) -> npt.NDArray[np.uint8]:
         """The mask as packed bits (1/8 of the bytes), for passing between processes."""
         return np.packbits(self.mask > 0)
