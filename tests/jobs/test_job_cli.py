@@ -146,6 +146,25 @@ def test_worker_with_invalid_configuration_exits_2_naming_the_variable(
     assert done.returncode == 2 and "LEASE_SECONDS" in done.stderr
 
 
+@pytest.mark.parametrize("content", [None, "{not json", '{"folder_exclusions": "Support"}'])
+def test_worker_refuses_to_start_with_a_missing_or_invalid_exclusions_file(
+    sqlite_url: str, tmp_path: Path, content: str | None
+) -> None:
+    exclusions = tmp_path / "exclusions.json"
+    if content is not None:
+        exclusions.write_text(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "clf_analysis", "worker"],
+        env=_env(sqlite_url, tmp_path, EXCLUSIONS_FILE=str(exclusions)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "EXCLUSIONS_FILE" in done.stderr and str(exclusions) in done.stderr
+    assert not (tmp_path / "state" / "jobs.db").exists()  # stopped before touching the store
+
+
 def test_report_reads_the_store_without_the_service(sqlite_url: str) -> None:
     store = JobStore.connect(sqlite_url)
     ok = store.submit("b-ok", {}).job

@@ -75,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
         return 2
-    from clf_analysis.cli.worker import configure_logging
+    from clf_analysis.cli.worker import configure_logging, startup_problem
+
+    if not args.no_embedded_workers and settings.worker_concurrency > 0:
+        problem = startup_problem(settings, args.runner)
+        if problem is not None:
+            print(f"clf-analysis serve: {problem}", file=sys.stderr)
+            return 2
 
     configure_logging(settings.log_level, settings.log_format)
     return Supervisor(settings, args).run()

@@ -48,6 +48,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+def startup_problem(settings: Any, runner: str | None) -> str | None:
+    """What would make every job of the default pipeline fail, found before any runs."""
+    from clf_analysis.build.exclusions import ExclusionsError
+    from clf_analysis.jobs.worker import DEFAULT_RUNNER
+    from clf_analysis.pipeline.job import check_startup
+
+    if (runner or DEFAULT_RUNNER) != DEFAULT_RUNNER:
+        return None
+    try:
+        check_startup(settings)
+    except ExclusionsError as exc:
+        return f"EXCLUSIONS_FILE: {exc}"
+    return None
+
+
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -78,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if settings.worker_concurrency < 1:
         print("clf-analysis worker: WORKER_CONCURRENCY must be at least 1 here", file=sys.stderr)
+        return 2
+    problem = startup_problem(settings, args.runner)
+    if problem is not None:
+        print(f"clf-analysis worker: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("clf_analysis.worker")
