@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from clf_analysis.api import create_app
@@ -28,7 +26,6 @@ from clf_analysis.jobs.store import JobStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "clf-analysis"
-PG_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BUILD_IDS = ("271360", "demo-build", "300001")
 PROBLEM = "application/problem+json"
 
@@ -47,36 +44,6 @@ def make_midas(root: Path) -> Path:
 @pytest.fixture
 def midas(tmp_path: Path) -> Path:
     return make_midas(tmp_path)
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[Any]:
-    engine = create_engine(PG_SERVER, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}: {exc}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty job store on each engine (PostgreSQL: a schema of its own per test)."""
-    if request.param == "sqlite":
-        (tmp_path / "state").mkdir(exist_ok=True)
-        yield f"sqlite:///{tmp_path / 'state' / 'jobs.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin")
-    schema = f"api_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

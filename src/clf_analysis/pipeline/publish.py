@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,18 @@ def recover_interrupted_swap(build_dir: Path) -> None:
         log.warning("restored previous results from %s after an interrupted swap", olds[-1])
 
 
+def flock_exclusive(fd: int, policy: LockPolicy, failure: Callable[[], Exception]) -> None:
+    """Lock `fd` exclusively by non-blocking tries; raises `failure()` after the last."""
+    for attempt in range(policy.attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == policy.attempts - 1:
+                raise failure() from None
+            time.sleep(policy.delay_seconds)
+
+
 @contextlib.contextmanager
 def exclusive_build_lock(
     build_dir: Path, holder: str, policy: LockPolicy = LockPolicy()
@@ -83,18 +95,15 @@ def exclusive_build_lock(
     path = build_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     try:
-        for attempt in range(policy.attempts):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if attempt == policy.attempts - 1:
-                    raise BuildLocked(
-                        f"{path} stays locked by another reader or writer",
-                        stage="publish",
-                        kind="build_locked",
-                    ) from None
-                time.sleep(policy.delay_seconds)
+        flock_exclusive(
+            fd,
+            policy,
+            lambda: BuildLocked(
+                f"{path} stays locked by another reader or writer",
+                stage="publish",
+                kind="build_locked",
+            ),
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder.encode("utf-8") + b"\n", 0)
         try:

@@ -10,7 +10,6 @@ publish stage; a failed or cancelled run removes its temp directory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import mmap
 import os
@@ -44,6 +43,7 @@ from clf_analysis.pipeline.publish import (
     OUTPUT_DIR,
     LockPolicy,
     exclusive_build_lock,
+    flock_exclusive,
     holder_hint,
     record_run,
     recover_interrupted_swap,
@@ -136,18 +136,13 @@ def _run_lock(build_dir: Path, policy: LockPolicy) -> Iterator[None]:
     """
     fd = os.open(build_dir / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
     try:
-        for attempt in range(policy.attempts):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if attempt == policy.attempts - 1:
-                    raise BuildLocked(
-                        f"another analysis of {build_dir.name} is running",
-                        stage="prepare",
-                        kind="busy",
-                    ) from None
-                time.sleep(policy.delay_seconds)
+        flock_exclusive(
+            fd,
+            policy,
+            lambda: BuildLocked(
+                f"another analysis of {build_dir.name} is running", stage="prepare", kind="busy"
+            ),
+        )
         yield
     finally:
         os.close(fd)
