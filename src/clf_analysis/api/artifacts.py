@@ -23,14 +23,19 @@ def outputs_root(build_id: str) -> Path:
     base = service().settings.midas_base_path.resolve()
     root = (base / build_id / OUTPUT_DIR_NAME).resolve()
     if not root.is_relative_to(base) or not root.is_dir():
-        raise ApiError(
-            404,
-            "Not Found",
-            f"no analysis results for build {build_id}",
-            kind="results-not-found",
-            build_id=build_id,
-        )
+        raise no_results(build_id)
     return root
+
+
+def no_results(build_id: str) -> ApiError:
+    """The 404 for a build that has no published analysis."""
+    return ApiError(
+        404,
+        "Not Found",
+        f"no analysis results for build {build_id}",
+        kind="results-not-found",
+        build_id=build_id,
+    )
 
 
 def safe_artifact(root: Path, relative: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify
 
-from clf_analysis.api.artifacts import artifact_url, outputs_root
+from clf_analysis.api.artifacts import artifact_url, no_results, outputs_root
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.layers import LAYER_DIR_NAME, layer_files
 from clf_analysis.api.models import (
@@ -98,13 +98,7 @@ def build_results(build_id: str) -> Response:
     root = outputs_root(build_id)
     info_path = root / PLATFORM_INFO
     if not info_path.is_file():
-        raise ApiError(
-            404,
-            "Not Found",
-            f"no analysis results for build {build_id}",
-            kind="results-not-found",
-            build_id=build_id,
-        )
+        raise no_results(build_id)
     try:
         platform_info = json.loads(info_path.read_bytes())
     except (OSError, ValueError) as exc:
