@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,34 @@ def test_submit_poll_and_read_every_kind_of_result(tmp_path: Path, serve_factory
         job = requests.get(job_url, timeout=10).json()["job"]
         return job if job["status"] in ("completed", "failed", "cancelled") else None
 
+    # Many clients poll while the analysis runs: every answer is a 200 (or 304).
+    answers: list[int] = []
+    failures: list[str] = []
+
+    def poll(client: int) -> None:
+        session = requests.Session()
+        etag = None
+        for _ in range(400):  # bounded; stops when the job is finished
+            try:
+                headers = {"If-None-Match": etag} if etag and client % 2 else {}
+                r = session.get(job_url, headers=headers, timeout=10)
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+                return
+            answers.append(r.status_code)
+            if r.status_code == 200:
+                etag = r.headers.get("ETag")
+                if r.json()["job"]["status"] in ("completed", "failed", "cancelled"):
+                    return
+
+    pollers = [threading.Thread(target=poll, args=(i,)) for i in range(24)]
+    for t in pollers:
+        t.start()
     job = wait_for(finished, timeout=180, interval=0.3)
+    for t in pollers:
+        t.join(timeout=120)
+    assert failures == []
+    assert len(answers) >= 24 and set(answers) <= {200, 304}
     assert job["status"] == "completed", job.get("error")
     assert job["progress"]["percent"] == 100.0
     result = job["result"]
