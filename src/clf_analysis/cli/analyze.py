@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.build.exclusions import ExclusionsError, load_exclusions
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
-    from clf_analysis.pipeline.job import processes_per_job
+    from clf_analysis.pipeline.job import archive_limits, processes_per_job
     from clf_analysis.pipeline.params import AnalysisParams
     from clf_analysis.pipeline.run import RunOptions
     from clf_analysis.pipeline.run import run as run_analysis
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         processes=args.processes or processes_per_job(settings),
         exclusions=exclusions,
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
+        archive_limits=archive_limits(settings),
     )
     bar = ProgressBar(sys.stderr)
     try:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from clf_analysis.build.archive import ArchiveLimits
 from clf_analysis.build.exclusions import Exclusions, load_exclusions
 from clf_analysis.config import Settings, load_settings
 from clf_analysis.pipeline.params import AnalysisParams
@@ -36,7 +37,16 @@ def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
         processes=processes_per_job(settings),
         exclusions=check_startup(settings),
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
+        archive_limits=archive_limits(settings),
         job_id=job_id,
+    )
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    return ArchiveLimits(
+        max_members=settings.archive_max_members,
+        max_total_uncompressed=settings.archive_max_total_bytes,
+        max_ratio=settings.archive_max_ratio,
     )
 
 
