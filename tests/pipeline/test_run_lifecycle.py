@@ -197,3 +197,14 @@ def test_two_processes_give_the_same_outputs_as_one(fresh_build, tmp_path):
     assert info["layer_stats"] == inline_info["layer_stats"]
     again = {p.name: p.read_bytes() for p in (parallel.output_dir / "imagePathRawData-").iterdir()}
     assert again == layers
+
+
+def test_archive_limits_come_from_the_settings(fresh_build):
+    from clf_analysis.config import load_settings
+    from clf_analysis.pipeline.job import options_for
+
+    settings = load_settings({"ARCHIVE_MAX_MEMBERS": "3"})
+    with pytest.raises(AnalysisError, match="members") as caught:
+        _publish(fresh_build, options=options_for(settings))
+    assert caught.value.stage == "prepare"
+    assert not (fresh_build.build_dir / "clf_analysis").exists()

@@ -183,6 +183,8 @@ def run(
     tracker.stage("prepare", "locating the build package")
     build_id, package = locate_package(build, midas_base_path)
     build_dir = package.parent
+    context = {"build_id": build_id, "run_id": run_id, "job_id": options.job_id}
+    log.info("analysis of %s started (%s)", build_id, package.name, extra=context)
     with _run_lock(build_dir, options.lock_policy):
         recover_interrupted_swap(build_dir)
         remove_stale_temp_dirs(build_dir)
@@ -202,6 +204,10 @@ def run(
             status = "completed"
         except AnalysisCancelled:
             status = "cancelled"
+            log.info("analysis of %s cancelled", build_id, extra=context)
+            raise
+        except AnalysisError as exc:
+            log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -215,6 +221,12 @@ def run(
                     status=status,
                 )
     duration = time.perf_counter() - t_start
+    log.info(
+        "analysis of %s completed in %.1f s",
+        build_id,
+        duration,
+        extra={**context, "timings": result.timings, "parts": result.parts},
+    )
     tracker.finish("completed")
     return replace(
         result,
