@@ -157,5 +157,5 @@ def test_plain_gunicorn_runs_the_app_factory_from_the_environment(
 def _ready(url: str) -> bool:
     try:
         return requests.get(url + "/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or accepted but slow while starting
         return False
