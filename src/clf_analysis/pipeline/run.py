@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import os
 import shutil
 import time
@@ -399,27 +398,22 @@ class _Analysis:
         folder = self.out / PATHDATA_DIR
         folder.mkdir()
         names: list[str] = []
+        # pread, not mmap: mapped spool pages would count as this process's memory
+        # (a tall build's path data is over a gigabyte), the page cache does not.
         with contextlib.ExitStack() as stack:
-            spools: list[mmap.mmap | bytes] = []
-            for task in self.tasks:
-                fh = stack.enter_context(open(task.spool_path, "rb"))
-                size = os.fstat(fh.fileno()).st_size
-                spools.append(
-                    stack.enter_context(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
-                    if size
-                    else b""
-                )
+            spools = [
+                stack.enter_context(open(task.spool_path, "rb")).fileno() for task in self.tasks
+            ]
             for k, z in enumerate(grid.tolist()):
                 if k % 16 == 0:
                     if self.is_cancelled():
                         raise AnalysisCancelled()
                     self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
                 frags = []
-                for r, idx, spool in zip(results, mapping, spools, strict=True):
+                for r, idx, fd in zip(results, mapping, spools, strict=True):
                     i = int(idx[k])
                     if i >= 0 and r.spool_lengths[i]:
-                        off = int(r.spool_offsets[i])
-                        frags.append(spool[off : off + int(r.spool_lengths[i])])
+                        frags.append(os.pread(fd, int(r.spool_lengths[i]), int(r.spool_offsets[i])))
                 name = f"platform_layer_pathdata_{H.height_name(z)}mm.json"
                 (folder / name).write_bytes(assemble(frags))
                 names.append(name)
