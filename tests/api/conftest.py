@@ -188,16 +188,21 @@ def start_serve(
         cwd=REPO_ROOT,
     )
     served = ServeProcess(proc=proc, url=f"http://127.0.0.1:{port}", log_path=log_path)
-    deadline = time.monotonic() + 60  # cold start on two busy cores
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{served.log()}")
-        try:
-            if requests.get(served.url + "/readyz", timeout=1).status_code == 200:
-                return served
-        except requests.RequestException:  # refused, or accepted but slow while starting
-            pass
-        time.sleep(0.2)
+    try:
+        deadline = time.monotonic() + 60  # cold start on two busy cores
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited with {proc.returncode}:\n{served.log()}")
+            try:
+                if requests.get(served.url + "/readyz", timeout=1).status_code == 200:
+                    return served
+            except requests.RequestException:  # refused, or accepted but slow while starting
+                pass
+            time.sleep(0.2)
+    except BaseException:
+        proc.kill()  # never leave a server behind a failed start
+        proc.wait()
+        raise
     served.stop(signal.SIGKILL)
     raise AssertionError(f"serve did not become ready:\n{served.log()}")
 
