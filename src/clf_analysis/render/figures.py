@@ -272,6 +272,11 @@ def _legend(ax: Axes, handles: Sequence[Patch | Line2D], title: str | None = Non
     )
 
 
+def _empty_note(ax: Axes, text: str) -> None:
+    """Say in the middle of the plate why there is nothing to see."""
+    ax.text(0, 0, text, ha="center", va="center", fontsize=14, color="#666666", zorder=5)
+
+
 def _side_note(fig: Figure, lines: Sequence[str], y: float = 0.10) -> None:
     if lines:
         fig.text(
@@ -377,16 +382,7 @@ def holes_view(
         ],
     )
     if not solids and not holes:
-        ax.text(
-            0,
-            0,
-            "no geometry at this height",
-            ha="center",
-            va="center",
-            fontsize=14,
-            color="#666666",
-            zorder=5,
-        )
+        _empty_note(ax, "no geometry at this height")
     _save(fig, path)
 
 
@@ -478,16 +474,7 @@ def combined_identifiers_view(
         ][:40],
     )
     if not parts:
-        ax.text(
-            0,
-            0,
-            "no parts analysed",
-            ha="center",
-            va="center",
-            fontsize=14,
-            color="#666666",
-            zorder=5,
-        )
+        _empty_note(ax, "no parts analysed")
     _save(fig, path)
 
 
@@ -589,16 +576,7 @@ def composite_view(
         )
     _legend(ax, handles[:40], title="folder (shapes)")
     if total == 0:
-        ax.text(
-            0,
-            0,
-            "no geometry at this height",
-            ha="center",
-            va="center",
-            fontsize=14,
-            color="#666666",
-            zorder=5,
-        )
+        _empty_note(ax, "no geometry at this height")
     _save(fig, path)
 
 
