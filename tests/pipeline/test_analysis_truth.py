@@ -151,3 +151,10 @@ def test_layer_stats_sum_the_files_at_each_height(analysed):
     assert stats[z]["parts"] == parts_present
     assert stats[z]["total_area_mm2"] == pytest.approx(expected_area, rel=1e-3)
     assert math.isclose(stats[z]["z"], z)
+
+
+def test_unclosed_view_counts_line_geometry_including_two_vertex_dashes(analysed):
+    by_reason = analysed.info["unclosed_shapes_view"]["by_reason"]
+    assert by_reason["dashed line"] > 0 and by_reason["open line"] > 0
+    assert by_reason["self-intersection"] == len(analysed.truth.invalid_loops)
+    assert analysed.info["unclosed_shapes_view"]["total_shapes"] == sum(by_reason.values())

@@ -44,3 +44,19 @@ def test_layers_accumulate_as_a_union_and_pack_to_bits():
     assert np.array_equal(unpacked.astype(bool), mask.mask > 0)
     # A 10 mm square at 10 px/mm covers 101 x 101 pixel centres (edges inclusive).
     assert int((mask.mask > 0).sum()) == 2 * 101 * 101
+
+
+def test_dashed_lines_leave_the_gaps_between_their_pairs():
+    from clf_analysis.render.raster import PlateRaster
+
+    pairs = np.array([[0, 0], [10, 0], [20, 0], [30, 0]], dtype=np.float32)
+    dashed, solid = FootprintMask(Plate()), FootprintMask(Plate())
+    dashed.stroke(pairs, closed=False, dashed=True)
+    solid.stroke(pairs, closed=False)
+    assert _at(dashed, 5, 0) and _at(dashed, 25, 0) and not _at(dashed, 15, 0)
+    assert _at(solid, 15, 0)
+    raster = PlateRaster(Plate())
+    raster.stroke(pairs, (0, 255, 0, 255), closed=True, dashed=True)
+    (gap_col, gap_row), (dash_col, dash_row) = np.rint(raster.plate.to_px([[15, 0], [5, 0]]))
+    assert raster.rgba[int(gap_row), int(gap_col), 3] == 0
+    assert raster.rgba[int(dash_row), int(dash_col), 3] == 255

@@ -96,6 +96,11 @@ class Shape:
         """Loops of MODEL clusters and CLOSED polygons are closed by definition."""
         return self.kind == "model" or self.line_format == PolygonFormat.CLOSED
 
+    @property
+    def is_dashed(self) -> bool:
+        """DASHED line geometry: consecutive vertex pairs are separate segments."""
+        return self.kind != "model" and self.line_format == PolygonFormat.DASHED
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Shape):
             return NotImplemented

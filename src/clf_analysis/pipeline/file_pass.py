@@ -7,6 +7,7 @@ the run's temp directory, so the parent only joins bytes when it writes each hei
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from clf_analysis.pipeline.pathdata import (
     fragment,
     layer_records,
 )
+from clf_analysis.render.figures import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import FootprintMask
 
@@ -55,6 +57,7 @@ class SnapshotShape:
     model_id: int
     kind: str  # "model" or a line kind
     closed: bool
+    dashed: bool
     loops: tuple[LoopArray, ...]
     holes: tuple[bool, ...]
 
@@ -81,7 +84,7 @@ class FilePassResult:
     closed_loops: dict[int, int]  # per model id
     total_loops: dict[int, int]
     shape_kinds: dict[str, int]  # shapes per kind over all layers
-    unclosed: list[tuple[LoopArray, str, float]] = field(default_factory=list)
+    unclosed: list[UnclosedItem] = field(default_factory=list)
     snapshots: dict[float, list[SnapshotShape]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -99,8 +102,6 @@ def run_file_pass(
     task: FilePassTask, tick: ProgressTick, is_cancelled: IsCancelled
 ) -> FilePassResult:
     """Analyse every layer of one part file; raises AnalysisError naming file and layer."""
-    import time
-
     started = time.perf_counter()
     part = task.part
     try:
@@ -202,6 +203,7 @@ def _snapshot(fl: FileLayer) -> list[SnapshotShape]:
             model_id=shape.model_id,
             kind=shape.kind,
             closed=shape.is_closed,
+            dashed=shape.is_dashed,
             loops=tuple(np.array(loop) for loop in shape.loops),
             holes=tuple(hole_of.get((s, p), False) for p in range(len(shape.loops))),
         )
@@ -236,7 +238,7 @@ def _measure(
             if lines is None:
                 lines = masks[LINES] = FootprintMask(plate)
             for loop in shape.loops:
-                lines.stroke(loop, closed=shape.is_closed)
+                lines.stroke(loop, closed=shape.is_closed, dashed=shape.is_dashed)
     for model_id, loops in by_model.items():
         mask = masks.get(model_id)
         if mask is None:
@@ -263,14 +265,27 @@ def _measure(
                 }
             )
         if len(result.unclosed) < MAX_UNCLOSED_ITEMS:
-            result.unclosed.append((np.array(loop), reason, z))
+            result.unclosed.append(UnclosedItem(np.array(loop), reason, z, result.part.key, True))
     for shape in shapes:
         result.shape_kinds[shape.kind] = result.shape_kinds.get(shape.kind, 0) + 1
         for loop in shape.loops:
-            if len(loop) < 3:
+            if len(loop) >= 3:  # the loops of the path data
+                model_id = shape.model_id
+                result.total_loops[model_id] = result.total_loops.get(model_id, 0) + 1
+                if shape.is_closed:
+                    result.closed_loops[model_id] = result.closed_loops.get(model_id, 0) + 1
+            # Line geometry is unclosed by nature (a DASHED segment has two vertices);
+            # MODEL loops were judged above by the nesting analysis.
+            if shape.kind == "model" or len(result.unclosed) >= MAX_UNCLOSED_ITEMS:
                 continue
-            result.total_loops[shape.model_id] = result.total_loops.get(shape.model_id, 0) + 1
-            if shape.is_closed:
-                result.closed_loops[shape.model_id] = result.closed_loops.get(shape.model_id, 0) + 1
-            elif len(result.unclosed) < MAX_UNCLOSED_ITEMS:
-                result.unclosed.append((np.array(loop), f"{shape.kind} line", z))
+            if not shape.is_closed:
+                support = "support " if shape.kind == "support" else ""
+                reason = f"{'dashed' if shape.is_dashed else 'open'} {support}line"
+            elif len(loop) < 3:
+                reason = "fewer than 3 vertices"
+            else:
+                continue
+            if len(loop) >= 2:
+                result.unclosed.append(
+                    UnclosedItem(np.array(loop), reason, z, result.part.key, False, shape.is_dashed)
+                )

@@ -7,6 +7,7 @@ so the stage spreads over the run's processes like the layer pass does.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ def clean_platform(path: Path, layer: LayerShapes, plate: Plate) -> dict[str, An
                 raster.fill_shape(shape.loops, rgba)
             else:
                 for loop in shape.loops:
-                    raster.stroke(loop, rgba, closed=shape.closed)
+                    raster.stroke(loop, rgba, closed=shape.closed, dashed=shape.dashed)
     raster.write_png(path)
     return {"height": layer.z, "filename": path.name}
 
@@ -344,11 +345,7 @@ def render_images(
             ),
         )
     )
-    unclosed_items = [
-        figures.UnclosedItem(loop, reason, z, r.part.key, not reason.endswith(" line"))
-        for r in results
-        for loop, reason, z in r.unclosed
-    ][:MAX_UNCLOSED_DRAWN]
+    unclosed_items = [item for r in results for item in r.unclosed][:MAX_UNCLOSED_DRAWN]
     unclosed_total = sum(len(r.unclosed) for r in results)
     tasks.append(_Task("unclosed", unclosed, (out / UNCLOSED, build_id, unclosed_items, plate)))
 
@@ -386,6 +383,9 @@ def render_images(
             "filename": UNCLOSED,
             "total_shapes": unclosed_total,
             "drawn": len(unclosed_items),
+            "by_reason": dict(
+                sorted(Counter(i.reason for r in results for i in r.unclosed).items())
+            ),
         },
     }
 

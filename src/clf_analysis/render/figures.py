@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -33,6 +33,7 @@ from matplotlib.path import Path as MplPath
 from clf_analysis.clf.types import LoopArray
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, write_atomically_verified
+from clf_analysis.render.raster import line_pieces
 
 ShapeLoops = Sequence[LoopArray]
 Mask = npt.NDArray[np.bool_]
@@ -72,6 +73,7 @@ class UnclosedItem(NamedTuple):
     z: float
     file: str
     closed: bool = False  # draw the closing edge (invalid closed loops)
+    dashed: bool = False  # DASHED line geometry: vertex pairs are separate segments
 
 
 def palette_color(index: int) -> str:
@@ -506,13 +508,16 @@ def unclosed_view(
     for index, reason in enumerate(reasons):
         color = REASON_COLORS[index % len(REASON_COLORS)]
         group = [e for e in entries if e.reason == reason]
-        segments = []
+        segments: list[npt.NDArray[Any]] = []
         starts = []
         for e in group:
             loop = np.asarray(e.loop, dtype=np.float64).reshape(-1, 2)
             if len(loop) == 0:
                 continue
-            segments.append(np.vstack([loop, loop[:1]]) if e.closed else loop)
+            if e.dashed:
+                segments.extend(line_pieces(loop, dashed=True))
+            else:
+                segments.append(np.vstack([loop, loop[:1]]) if e.closed else loop)
             if not e.closed:
                 starts.append(loop[0])
         ax.add_collection(LineCollection(segments, colors=color, linewidths=1.4, zorder=3))

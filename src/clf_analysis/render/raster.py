@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,6 +31,13 @@ RGBA = tuple[int, int, int, int]
 # Sub-pixel bits passed to OpenCV; vertices keep 1/256 px precision before rounding.
 _SHIFT = 8
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def line_pieces(loop: npt.NDArray[Any], *, dashed: bool) -> list[npt.NDArray[Any]]:
+    """The polylines a line geometry draws: a DASHED one is separate vertex pairs."""
+    if not dashed:
+        return [loop]
+    return [loop[i : i + 2] for i in range(0, len(loop) - 1, 2)]
 
 
 class PlateRaster:
@@ -68,12 +76,18 @@ class PlateRaster:
             cv2.fillPoly(self.rgba, contours, _color(color_rgba), cv2.LINE_8, _SHIFT)
 
     def stroke(
-        self, loop: LoopArray, color_rgba: RGBA, *, closed: bool = True, thickness_px: int = 1
+        self,
+        loop: LoopArray,
+        color_rgba: RGBA,
+        *,
+        closed: bool = True,
+        dashed: bool = False,
+        thickness_px: int = 1,
     ) -> None:
         """Draw a loop's outline (or an open polyline), centred, `thickness_px` wide.
 
         Widths are odd so the line stays centred on its pixels: an even width is
-        drawn one pixel thinner.
+        drawn one pixel thinner. `dashed`: vertex pairs are separate segments.
         """
         if len(loop) < 2:
             return
@@ -84,8 +98,8 @@ class PlateRaster:
         cv_thickness = max(1, width - 1)
         cv2.polylines(
             self.rgba,
-            [self._fixed(loop)],
-            closed,
+            [self._fixed(piece) for piece in line_pieces(loop, dashed=dashed)],
+            closed and not dashed,
             _color(color_rgba),
             cv_thickness,
             cv2.LINE_8,
@@ -173,15 +187,16 @@ class FootprintMask:
         contours = [c.reshape(-1, 1, 2) for c in np.split(fixed, ends)]
         cv2.fillPoly(self.mask, contours, 255, cv2.LINE_8, _SHIFT)
 
-    def stroke(self, loop: LoopArray, *, closed: bool) -> None:
+    def stroke(self, loop: LoopArray, *, closed: bool, dashed: bool = False) -> None:
         """Add a line geometry (support, web) one pixel wide."""
         if len(loop) < 2:
             return
         colrow = self.plate.to_px(loop)
         limit = 8.0 * self.plate.px
         np.clip(colrow, -limit, limit, out=colrow)
-        fixed = np.round(colrow * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(self.mask, [fixed], closed, 255, 1, cv2.LINE_8, _SHIFT)
+        fixed = np.round(colrow * (1 << _SHIFT)).astype(np.int32)
+        pieces = [p.reshape(-1, 1, 2) for p in line_pieces(fixed, dashed=dashed)]
+        cv2.polylines(self.mask, pieces, closed and not dashed, 255, 1, cv2.LINE_8, _SHIFT)
 
     def packed(self) -> npt.NDArray[np.uint8]:
         """The mask as packed bits (1/8 of the bytes), for passing between processes."""
