@@ -54,6 +54,8 @@ RECORD_FIELDS = {
     "model_name",
     "area_mm2",
     "nesting_depth",
+    "kind",
+    "line_format",
 }
 CONSUMER_PATTERN = re.compile(r"^platform_layer_pathdata_([0-9.]+)mm\.json$")
 
@@ -84,6 +86,8 @@ def test_pathdata_files_are_compact_with_four_decimals_and_every_field(analysed)
     for rec in records:
         assert set(rec) == RECORD_FIELDS
         assert rec["type"] == "path" and rec["fill_closed"] is True
+        assert rec["line_format"] in ("closed", "open", "dashed")
+        assert rec["should_close"] is (rec["line_format"] == "closed")
         assert len(rec["points"]) >= 3
         for x, y in rec["points"][:20]:
             assert round(x, 4) == x and round(y, 4) == y

@@ -122,6 +122,9 @@ def layer_records(
                     "model_name": model_names.get(shape.model_id, ""),
                     "area_mm2": round(area, 6),
                     "nesting_depth": depth,
+                    # New: what the loop is, so consumers can draw DASHED pairs apart.
+                    "kind": shape.kind,
+                    "line_format": shape.line_format.name.lower(),
                 }
             )
     return records
