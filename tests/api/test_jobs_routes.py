@@ -152,6 +152,18 @@ def test_cancel_running_job_marks_the_request(client: FlaskClient, store: JobSto
     assert job["cancel_requested"] is True
 
 
+def test_resubmitting_while_a_cancel_is_pending_is_a_409_not_the_dying_job(
+    client: FlaskClient, store: JobStore
+) -> None:
+    job_id = client.post("/api/builds/271360/analyze").get_json()["job_id"]
+    assert store.claim("w", 30) is not None
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 202
+    again = client.post("/api/builds/271360/analyze")
+    body = assert_problem(again, 409)
+    assert body["type"].endswith("analysis-cancelling")
+    assert body["active_job_id"] == job_id and "being cancelled" in body["message"]
+
+
 def test_events_list_transitions_and_page_with_after(client: FlaskClient, store: JobStore) -> None:
     job_id = client.post("/api/builds/271360/analyze").get_json()["job_id"]
     assert store.claim("w", 30) is not None

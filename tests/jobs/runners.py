@@ -91,3 +91,27 @@ def hang(
     progress("stuck", 0.01, "hanging")
     while True:
         time.sleep(0.1)
+
+
+def _sleep_forever(pid_dir: str) -> None:
+    Path(pid_dir, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def pooled_hang(
+    job_id: str, build_id: str, params: dict[str, Any], progress: Progress, is_cancelled: Any
+) -> dict[str, Any]:
+    """Starts a process pool (as the pipeline does) whose processes never finish."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_sleep_forever, [params["pid_dir"]] * 2)
+    return {}
+
+
+def not_a_number(
+    job_id: str, build_id: str, params: dict[str, Any], progress: Progress, is_cancelled: Any
+) -> dict[str, Any]:
+    """A result PostgreSQL's json type would refuse."""
+    return {"success": True, "ratio": float("nan")}

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -112,6 +113,43 @@ def test_timeout_kills_and_fails(sqlite_url: str, run_worker) -> None:
     done = wait_for(store, job.id, finished)
     assert done.state == "failed" and done.error is not None
     assert done.error["type"] == "timeout" and "JOB_TIMEOUT" in done.error["message"]
+    store.close()
+
+
+def test_stopping_a_job_also_stops_the_processes_its_runner_started(
+    sqlite_url: str, run_worker, tmp_path
+) -> None:
+    store = JobStore.connect(sqlite_url)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    job = store.submit("b1", {"pid_dir": str(pid_dir)}).job
+    run_worker(store, "pooled_hang", settings={"job_timeout": 4.0})
+    done = wait_for(store, job.id, finished)
+    assert done.state == "failed" and done.error["type"] == "timeout"
+    pids = [int(p.stem) for p in pid_dir.glob("*.pid")]
+    assert len(pids) == 2  # both pool processes had started
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _alive(pid)]
+    store.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def test_a_result_with_nan_fails_clearly_on_both_engines(store: JobStore, run_worker) -> None:
+    job = store.submit("b1", {}).job
+    run_worker(store, "not_a_number")
+    done = wait_for(store, job.id, finished)
+    assert done.state == "failed" and done.attempts == 1
+    assert "not storable JSON (NaN or infinity)" in done.error["message"]
     store.close()
 
 

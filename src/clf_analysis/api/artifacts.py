@@ -27,6 +27,18 @@ def outputs_root(build_id: str) -> Path:
     return root
 
 
+def results_changing(build_id: str) -> ApiError:
+    """The 503 for a read that met files vanishing under a publish (retry shortly)."""
+    return ApiError(
+        503,
+        "Service Unavailable",
+        f"the results of build {build_id} are being replaced; retry in a moment",
+        kind="results-changing",
+        headers={"Retry-After": "1"},
+        build_id=build_id,
+    )
+
+
 def no_results(build_id: str) -> ApiError:
     """The 404 for a build that has no published analysis."""
     return ApiError(

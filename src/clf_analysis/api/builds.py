@@ -9,7 +9,12 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify
 
-from clf_analysis.api.artifacts import artifact_url, no_results, outputs_root
+from clf_analysis.api.artifacts import (
+    artifact_url,
+    no_results,
+    outputs_root,
+    results_changing,
+)
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.layers import LAYER_DIR_NAME, layer_files
 from clf_analysis.api.models import (
@@ -109,29 +114,35 @@ def build_results(build_id: str) -> Response:
             f"the results of build {build_id} cannot be read",
             kind="results-unreadable",
         ) from None
-    artifacts = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        # Layer files are thousands per build; they have their own route.
-        dirnames[:] = sorted(d for d in dirnames if d != LAYER_DIR_NAME and not d.startswith("."))
-        for filename in sorted(filenames):
-            if filename.startswith(".") or not filename.endswith(LISTED_SUFFIXES):
-                continue
-            path = Path(dirpath) / filename
-            relative = path.relative_to(root).as_posix()
-            artifacts.append(
-                ArtifactLink(
-                    path=relative,
-                    url=artifact_url(build_id, relative),
-                    size_bytes=path.stat().st_size,
-                )
+    try:
+        artifacts = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            # Layer files are thousands per build; they have their own route.
+            dirnames[:] = sorted(
+                d for d in dirnames if d != LAYER_DIR_NAME and not d.startswith(".")
             )
+            for filename in sorted(filenames):
+                if filename.startswith(".") or not filename.endswith(LISTED_SUFFIXES):
+                    continue
+                path = Path(dirpath) / filename
+                relative = path.relative_to(root).as_posix()
+                artifacts.append(
+                    ArtifactLink(
+                        path=relative,
+                        url=artifact_url(build_id, relative),
+                        size_bytes=path.stat().st_size,
+                    )
+                )
+        layer_count = len(layer_files(root))
+    except FileNotFoundError:  # files swapped out by a publish while being listed
+        raise results_changing(build_id) from None
     return jsonify(
         ResultsResponse(
             build_id=build_id,
             platform_info=platform_info,
             artifacts=artifacts,
             layers_url=f"/api/builds/{build_id}/layers",
-            layer_count=len(layer_files(root)),
+            layer_count=layer_count,
             latest_job=_job_view(service().store.latest_for_build(build_id)),
         ).dump()
     )

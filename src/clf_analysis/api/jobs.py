@@ -76,12 +76,18 @@ def _submit(build_id: str, params: AnalysisParams) -> Response:
     )
     if outcome.conflict is not None:
         active = outcome.conflict
+        detail = (
+            f"build {active.build_id}: the active analysis is being cancelled; "
+            "submit again once it has stopped"
+            if active.cancel_requested
+            else f"build {active.build_id} already has an active analysis ({active.state}) "
+            "with different parameters; wait for it or cancel it"
+        )
         raise ApiError(
             409,
             "Conflict",
-            f"build {active.build_id} already has an active analysis ({active.state}) "
-            "with different parameters; wait for it or cancel it",
-            kind="analysis-in-progress",
+            detail,
+            kind="analysis-cancelling" if active.cancel_requested else "analysis-in-progress",
             active_job_id=active.id,
             active_build_id=active.build_id,
             active_started_at=_iso(active.started_at),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify
 
-from clf_analysis.api.artifacts import outputs_root, send_artifact
+from clf_analysis.api.artifacts import outputs_root, results_changing, send_artifact
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import LayerListResponse
 from clf_analysis.api.parsing import build_id_arg
@@ -40,7 +40,10 @@ def layer_files(root: Path) -> dict[float, Path]:
 @bp.get("/api/builds/<path:build_id>/layers")
 def list_layers(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
-    heights = sorted(layer_files(outputs_root(build_id)))
+    try:
+        heights = sorted(layer_files(outputs_root(build_id)))
+    except FileNotFoundError:  # the folder was swapped out by a publish while listed
+        raise results_changing(build_id) from None
     return jsonify(
         LayerListResponse(
             build_id=build_id,
@@ -62,10 +65,12 @@ def get_layer(build_id: str, height: str) -> Response:
         raise ApiError(
             400, "Bad Request", "height must be a number of mm, e.g. 12.35", kind="invalid-height"
         )
-    files = layer_files(outputs_root(build_id))
-    # Heights are rounded to 4 decimals in the file names: "12.35" and "12.3500" are equal.
-    path = files.get(round(wanted, 4))
-    if path is None:
+    # Heights are rounded to 4 decimals in the file names, written as str(float):
+    # "12.35", "12.3500" and "12.35mm" all name platform_layer_pathdata_12.35mm.json.
+    # The name is built, not looked up in a listing of thousands of files.
+    name = f"platform_layer_pathdata_{round(wanted, 4)}mm.json"
+    path = outputs_root(build_id) / LAYER_DIR_NAME / name
+    if not path.is_file():
         raise ApiError(
             404,
             "Not Found",

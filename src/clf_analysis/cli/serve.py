@@ -95,6 +95,7 @@ class Supervisor:
         self.args = args
         self.stop = threading.Event()
         self.signals = 0
+        self.worker: Any = None  # the embedded job workers, once started
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.signals += 1
@@ -104,6 +105,8 @@ class Supervisor:
             log.warning("second signal %d: stopping without drain", signum)
             self._kill_http()
             os._exit(1)
+        if self.worker is not None:
+            self.worker.begin_shutdown()
         self.stop.set()
 
     def _kill_http(self) -> None:
@@ -155,6 +158,7 @@ class Supervisor:
             worker = Worker(
                 store, settings, runner=args.runner or DEFAULT_RUNNER, instance_id=instance_id
             )
+            self.worker = worker
             worker.start()
         log.info(
             "serving on %s:%d (http workers %d, job workers %d)",

@@ -112,17 +112,6 @@ def run(args: argparse.Namespace) -> int:
     )
 
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            log.warning("signal %d again: already draining", signum)
-        else:
-            log.info("signal %d: draining", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
     worker = Worker(
         store,
         settings,
@@ -130,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
         cancel_grace=args.cancel_grace,
         instance_id=instance_id,
     )
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("signal %d again: already draining", signum)
+        else:
+            log.info("signal %d: draining", signum)
+        worker.begin_shutdown()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
     try:
         worker.run(stop)
     finally:

@@ -339,7 +339,9 @@ class JobStore:
                     ).first()
                     if row is not None:
                         active = _row_to_job(row)
-                        same = row._mapping["params_key"] == key
+                        # A job being cancelled is no answer to a new request: that caller
+                        # must hear it conflicts (and retry), not get a job about to end.
+                        same = row._mapping["params_key"] == key and not active.cancel_requested
                         return SubmitOutcome(
                             job=active, created=False, conflict=None if same else active
                         )

@@ -20,6 +20,7 @@ How an attempt ends:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -66,7 +67,7 @@ def resolve_runner(spec: str) -> RunnerFn:
 
 def _jsonable(value: Any) -> Any:
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         return str(value)
     return value
@@ -107,7 +108,10 @@ def _child_main(
     parent_pid: int,
 ) -> None:
     """Entry point of the spawned child: run the runner, send back its result or error."""
-    # Ctrl-C reaches the whole process group; the parent decides how the job ends.
+    # A process group of its own: stopping the job reaches the processes the runner
+    # starts (the pipeline's pool) too. Ctrl-C is for the worker; it decides how the
+    # job ends.
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
@@ -121,7 +125,14 @@ def _child_main(
         result = resolve_runner(runner)(job_id, build_id, params, progress, is_cancelled)
         if not isinstance(result, dict):
             raise TypeError(f"runner returned {type(result).__name__}, not a dict")
-        json.dumps(result)  # fail here, with a clear error, rather than in the store
+        # Fail here, with a clear error, rather than in the store (PostgreSQL's json type
+        # refuses NaN and Infinity, which Python's json writes by default).
+        try:
+            json.dumps(result, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"runner result is not storable JSON (NaN or infinity): {exc}"
+            ) from None
         conn.send(("result", result))
     except Exception as exc:
         conn.send(("error", error_from_exception(exc), traceback.format_exc()))
@@ -129,13 +140,29 @@ def _child_main(
         conn.close()
 
 
+def _signal_job(proc: BaseProcess, sig: int) -> None:
+    """Signal the child's process group (the child and what it started), or the child
+    alone if it has not made its group yet."""
+    pid = proc.pid
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
 def _stop_process(proc: BaseProcess) -> None:
     if proc.is_alive():
-        proc.terminate()
+        _signal_job(proc, signal.SIGTERM)
         proc.join(_KILL_WAIT)
     if proc.is_alive():
-        proc.kill()
+        _signal_job(proc, signal.SIGKILL)
         proc.join(_KILL_WAIT)
+    # Whatever the runner started and left behind dies with the job.
+    with contextlib.suppress(ProcessLookupError, TypeError):
+        os.killpg(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
 
 
 class _JobRun(threading.Thread):
@@ -186,80 +213,87 @@ class _JobRun(threading.Thread):
         )
         proc.start()
         writer.close()  # so that the child's exit shows as EOF on our end
-        log.info(
-            "job started",
-            extra={"job_id": job.id, "build_id": job.build_id, "child_pid": proc.pid},
-        )
+        try:
+            log.info(
+                "job started",
+                extra={"job_id": job.id, "build_id": job.build_id, "child_pid": proc.pid},
+            )
 
-        lease = w.settings.lease_seconds
-        beat_interval = lease / 3
-        started = last_beat = last_ok = time.monotonic()
-        percent, stage, message = 0.0, None, None
-        dirty = False
-        outcome: tuple[Any, ...] | None = None
-        stop_reason: str | None = None  # "cancel" | "release" | "timeout" | "lease_lost"
-        kill_at: float | None = None
+            lease = w.settings.lease_seconds
+            beat_interval = lease / 3
+            started = last_beat = last_ok = time.monotonic()
+            percent, stage, message = 0.0, None, None
+            dirty = False
+            outcome: tuple[Any, ...] | None = None
+            stop_reason: str | None = None  # "cancel" | "release" | "timeout" | "lease_lost"
+            kill_at: float | None = None
 
-        while True:
-            if reader.poll(0.2):
-                try:
-                    msg = reader.recv()
-                except (EOFError, OSError):
-                    break
-                if msg[0] == "progress":
-                    _, new_stage, fraction, new_message = msg
-                    percent = min(100.0, max(0.0, fraction * 100.0))
-                    message = new_message
-                    dirty = True
-                    if new_stage != stage:
-                        stage = new_stage
-                        last_beat = 0.0  # write a stage change at once
-                        w._safe_event(job.id, "stage", {"stage": stage, "message": message})
-                else:
-                    outcome = msg
-                    break
-            now = time.monotonic()
-            if not proc.is_alive() and not reader.poll():
-                break
-
-            due = now - last_beat >= beat_interval
-            if due or (dirty and now - last_beat >= PROGRESS_WRITE_INTERVAL):
-                try:
-                    answer = w.store.heartbeat(
-                        job.id, w.worker_id, lease, progress=percent, stage=stage, message=message
-                    )
-                except Exception:
-                    log.exception("heartbeat of job %s failed", job.id)
-                    answer = None
-                    if now - last_ok > lease:
-                        # We cannot prove the lease is ours any more; someone may run it.
-                        stop_reason = "lease_lost"
-                last_beat = now
-                if answer is not None:
-                    last_ok = now
-                    dirty = False
-                    if not answer.ok:
-                        stop_reason = "lease_lost"
-                    elif answer.cancel_requested and stop_reason is None:
-                        stop_reason = "cancel"
-                        cancel.set()
-                        kill_at = now + w.cancel_grace
-                        log.info("cancelling job", extra={"job_id": job.id})
-                if stop_reason == "lease_lost":
+            while True:
+                if reader.poll(0.2):
+                    try:
+                        msg = reader.recv()
+                    except (EOFError, OSError):
+                        break
+                    if msg[0] == "progress":
+                        _, new_stage, fraction, new_message = msg
+                        percent = min(100.0, max(0.0, fraction * 100.0))
+                        message = new_message
+                        dirty = True
+                        if new_stage != stage:
+                            stage = new_stage
+                            last_beat = 0.0  # write a stage change at once
+                            w._safe_event(job.id, "stage", {"stage": stage, "message": message})
+                    else:
+                        outcome = msg
+                        break
+                now = time.monotonic()
+                if not proc.is_alive() and not reader.poll():
                     break
 
-            if now - started > w.settings.job_timeout:
-                stop_reason = "timeout"
-                break
-            if self.release_requested.is_set() and stop_reason is None:
-                stop_reason = "release"
-                cancel.set()
-                kill_at = now + w.cancel_grace
-            if kill_at is not None and now >= kill_at:
-                break
+                due = now - last_beat >= beat_interval
+                if due or (dirty and now - last_beat >= PROGRESS_WRITE_INTERVAL):
+                    try:
+                        answer = w.store.heartbeat(
+                            job.id,
+                            w.worker_id,
+                            lease,
+                            progress=percent,
+                            stage=stage,
+                            message=message,
+                        )
+                    except Exception:
+                        log.exception("heartbeat of job %s failed", job.id)
+                        answer = None
+                        if now - last_ok > lease:
+                            # We cannot prove the lease is ours any more; someone may run it.
+                            stop_reason = "lease_lost"
+                    last_beat = now
+                    if answer is not None:
+                        last_ok = now
+                        dirty = False
+                        if not answer.ok:
+                            stop_reason = "lease_lost"
+                        elif answer.cancel_requested and stop_reason is None:
+                            stop_reason = "cancel"
+                            cancel.set()
+                            kill_at = now + w.cancel_grace
+                            log.info("cancelling job", extra={"job_id": job.id})
+                    if stop_reason == "lease_lost":
+                        break
 
-        _stop_process(proc)
-        reader.close()
+                if now - started > w.settings.job_timeout:
+                    stop_reason = "timeout"
+                    break
+                if self.release_requested.is_set() and stop_reason is None:
+                    stop_reason = "release"
+                    cancel.set()
+                    kill_at = now + w.cancel_grace
+                if kill_at is not None and now >= kill_at:
+                    break
+        finally:
+            # Also when supervising itself fails: no child may outlive its supervisor.
+            _stop_process(proc)
+            reader.close()
         self._record(proc, outcome, stop_reason)
 
     def _record(
@@ -369,6 +403,15 @@ class Worker:
         drain = self.settings.drain_timeout if self._drain_timeout is None else self._drain_timeout
         self._drain(drain)
         log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def begin_shutdown(self) -> None:
+        """Mark the worker as stopping at once (from a signal handler).
+
+        A shutdown signal sent to the whole process group kills job children at the same
+        moment; with the mark set, a child found dead of that signal is released back to
+        the queue instead of being recorded as a crash.
+        """
+        self._stopping.set()
 
     def start(self) -> None:
         """Run the loop in a background thread (workers embedded in `serve`)."""
