@@ -138,3 +138,35 @@ def test_unreadable_run_log_is_kept_aside_not_reset(tmp_path):
     aside = record_run(tmp_path, run_id="r", start_time=now, end_time=now, status="failed")
     assert aside is not None and aside.read_text() == "{not json"
     assert json.loads(log.read_text())["clf_analysis"]["runs"][0]["status"] == "failed"
+
+
+def test_a_malformed_section_of_ours_is_kept_under_its_own_key(tmp_path):
+    log = tmp_path / "processes_run.json"
+    log.write_text(json.dumps({"clf_analysis": {"runs": "oops"}, "other": 1}))
+    now = datetime.now(UTC)
+    record_run(tmp_path, run_id="r", start_time=now, end_time=now, status="completed")
+    data = json.loads(log.read_text())
+    (kept,) = [k for k in data if k.startswith("clf_analysis.malformed-")]
+    assert data[kept] == {"runs": "oops"} and data["other"] == 1
+    assert [r["run_id"] for r in data["clf_analysis"]["runs"]] == ["r"]
+
+
+def test_two_unreadable_logs_in_a_row_are_both_kept(tmp_path):
+    log = tmp_path / "processes_run.json"
+    now = datetime.now(UTC)
+    for i in range(2):
+        log.write_text(f"broken {i}")
+        record_run(tmp_path, run_id=f"r{i}", start_time=now, end_time=now, status="failed")
+    kept = sorted(p.read_text() for p in tmp_path.glob("processes_run.json.unreadable-*"))
+    assert kept == ["broken 0", "broken 1"]
+
+
+def test_an_exclusions_file_broken_after_start_fails_the_job_clearly(tmp_path):
+    from clf_analysis.config import load_settings
+    from clf_analysis.pipeline.errors import AnalysisError
+    from clf_analysis.pipeline.job import options_for
+
+    settings = load_settings({"EXCLUSIONS_FILE": str(tmp_path / "gone.json")})
+    with pytest.raises(AnalysisError, match="EXCLUSIONS_FILE") as caught:
+        options_for(settings)
+    assert (caught.value.stage, caught.value.kind) == ("prepare", "config")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.build.archive import PartFile, open_archive
+from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
@@ -44,6 +44,7 @@ TICKS_PER_FILE = 1000
 @dataclass(frozen=True)
 class FilePassTask:
     archive_path: Path
+    archive_limits: ArchiveLimits
     part: PartFile
     spool_path: Path
     snapshot_heights: tuple[float, ...]  # heights whose shapes the image stage needs
@@ -105,8 +106,11 @@ def run_file_pass(
     started = time.perf_counter()
     part = task.part
     try:
-        with open_archive(task.archive_path) as archive:
+        with open_archive(task.archive_path, task.archive_limits) as archive:
             data = archive.read(part)
+    except BuildError as exc:
+        raise AnalysisError(str(exc), stage="parse", file=part.key, kind="bad_package") from exc
+    try:
         clf = open_clf(data, name=part.key)
     except CLFFormatError as exc:
         raise AnalysisError(str(exc), stage="parse", file=part.key, kind="clf_format") from exc
@@ -138,12 +142,18 @@ def run_file_pass(
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
     position = 0
     ticked = 0
+    duplicates: list[float] = []
     z = float("nan")
     try:
         with open(task.spool_path, "wb") as spool:
             for i in range(n):
                 _check(is_cancelled)
                 z = float(clf.zs[i])  # named in errors, also when the layer fails to parse
+                if i and clf.zs[i] == clf.zs[i - 1]:
+                    # The §4 lookup answers a height with the first of equal layers; the
+                    # others are never published, so they must not count either.
+                    duplicates.append(z)
+                    continue
                 layer = clf.layer(i)
                 fl = analyse_file_layer(layer)
                 records = layer_records(
@@ -177,6 +187,11 @@ def run_file_pass(
             result.footprints[key] = mask.packed()
     tick(TICKS_PER_FILE - ticked)  # files without layers count as done too
     result.warnings = [f"{part.key}: {w}" for w in clf.warnings]
+    if duplicates:
+        result.warnings.append(
+            f"{part.key}: {len(duplicates)} layers repeat the height of the layer before "
+            f"(first at z={duplicates[0]:.4f} mm); only the first of each is analysed"
+        )
     result.seconds = time.perf_counter() - started
     return result
 

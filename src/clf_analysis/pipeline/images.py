@@ -352,7 +352,9 @@ def render_images(
     answers = dict(
         zip(
             (t.key for t in tasks),
-            pool.map(_call, tasks, on_progress=on_progress, is_cancelled=is_cancelled),
+            pool.map(
+                _call, tasks, stage="images", on_progress=on_progress, is_cancelled=is_cancelled
+            ),
             strict=True,
         )
     )

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from clf_analysis.build.archive import ArchiveLimits
-from clf_analysis.build.exclusions import Exclusions, load_exclusions
+from clf_analysis.build.exclusions import Exclusions, ExclusionsError, load_exclusions
 from clf_analysis.config import Settings, load_settings
+from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.run import RunOptions, run
 from clf_analysis.render.plate import Plate
@@ -33,9 +34,13 @@ def check_startup(settings: Settings) -> Exclusions:
 
 
 def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
+    try:
+        exclusions = check_startup(settings)
+    except ExclusionsError as exc:  # edited or removed since the worker started
+        raise AnalysisError(f"EXCLUSIONS_FILE: {exc}", stage="prepare", kind="config") from exc
     return RunOptions(
         processes=processes_per_job(settings),
-        exclusions=check_startup(settings),
+        exclusions=exclusions,
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
         archive_limits=archive_limits(settings),
         job_id=job_id,

@@ -17,7 +17,7 @@ from multiprocessing.sharedctypes import Synchronized
 from types import TracebackType
 from typing import Any, TypeVar
 
-from clf_analysis.pipeline.errors import AnalysisCancelled
+from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
 from clf_analysis.pipeline.file_pass import (
     TICKS_PER_FILE,
     FilePassResult,
@@ -121,7 +121,7 @@ class RunPool:
         counter = self._counter
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].part.size)
         futures = {self._executor.submit(_pooled_pass, tasks[i]): i for i in order}
-        self._wait(futures, lambda: on_progress(counter.value), is_cancelled)
+        self._wait(futures, lambda: on_progress(counter.value), is_cancelled, "layers")
         on_progress(TICKS_PER_FILE * len(tasks))
         results: list[FilePassResult] = [None] * len(tasks)  # type: ignore[list-item]
         for f, i in futures.items():
@@ -133,6 +133,7 @@ class RunPool:
         fn: Callable[[Any], T],
         items: Sequence[Any],
         *,
+        stage: str,
         on_progress: Callable[[float], None],
         is_cancelled: Callable[[], bool],
     ) -> list[T]:
@@ -151,7 +152,7 @@ class RunPool:
             done = sum(f.done() for f in futures)
             on_progress(done / max(len(items), 1))
 
-        self._wait(futures, report, is_cancelled)
+        self._wait(futures, report, is_cancelled, stage)
         return [f.result() for f in futures]
 
     def _wait(
@@ -159,6 +160,7 @@ class RunPool:
         futures: dict[Future[Any], int],
         report: Callable[[], None],
         is_cancelled: Callable[[], bool],
+        stage: str,
     ) -> None:
         pending = set(futures)
         try:
@@ -169,8 +171,14 @@ class RunPool:
                 report()
                 for f in finished:
                     error = f.exception()
-                    if error is not None:
+                    if isinstance(error, AnalysisError | AnalysisCancelled):
                         raise error
+                    if error is not None:
+                        # A pool process that died (killed for memory, crashed) or a
+                        # result that could not travel back: still one clear error.
+                        raise AnalysisError(
+                            f"{type(error).__name__}: {error}", stage=stage
+                        ) from error
                 if is_cancelled():
                     raise AnalysisCancelled()
         except BaseException:

@@ -184,12 +184,21 @@ def record_run(
                     data = loaded
                 except (ValueError, UnicodeDecodeError) as exc:
                     kept_aside = path.with_name(
-                        f"{RUN_LOG}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+                        f"{RUN_LOG}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{run_id}"
                     )
                     os.rename(path, kept_aside)
                     log.warning("%s was unreadable (%s); kept as %s", path, exc, kept_aside)
             section = data.get(RUN_LOG_KEY)
-            if not isinstance(section, dict) or not isinstance(section.get("runs"), list):
+            if section is not None and (
+                not isinstance(section, dict) or not isinstance(section.get("runs"), list)
+            ):
+                # Not ours to discard: our history in a shape we cannot extend is kept
+                # beside the fresh section, under a key that says what happened.
+                aside_key = f"{RUN_LOG_KEY}.malformed-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+                data[aside_key] = section
+                log.warning("%s: malformed %r section kept as %r", path, RUN_LOG_KEY, aside_key)
+                section = None
+            if section is None:
                 section = {"description": RUN_LOG_DESCRIPTION, "runs": []}
             section.setdefault("description", RUN_LOG_DESCRIPTION)
             runs = section["runs"]

@@ -55,6 +55,10 @@ from clf_analysis.render.plate import Plate
 log = logging.getLogger(__name__)
 
 PATHDATA_DIR = "imagePathRawData-"
+# Heights are named to 4 decimals: a thinner grid would give two heights one name.
+MIN_LAYER_THICKNESS_MM = 0.001
+# Bounds the grid and the per-file index arrays (1,000 mm of 1 µm layers).
+MAX_LAYER_HEIGHTS = 1_000_000
 RUN_LOCK_FILE = ".clf_analysis.run.lock"
 
 
@@ -354,6 +358,7 @@ class _Analysis:
         self.tasks = [
             FilePassTask(
                 archive_path=self.package,
+                archive_limits=self.options.archive_limits,
                 part=part,
                 spool_path=self.spool_dir / f"{i:04d}.frag",
                 snapshot_heights=snapshot_heights,
@@ -380,8 +385,26 @@ class _Analysis:
             raise AnalysisError(
                 "no model declares a layer thickness", stage="layers", kind="bad_package"
             )
+        if thickness < MIN_LAYER_THICKNESS_MM:
+            thinnest = min(with_layers, key=lambda r: r.thickness if r.thickness > 0 else 1e9)
+            raise AnalysisError(
+                f"a model declares a layer thickness of {thickness:g} mm, below "
+                f"{MIN_LAYER_THICKNESS_MM} mm (heights are named to 4 decimals)",
+                stage="layers",
+                file=thinnest.part.key,
+                kind="bad_package",
+            )
         top = max(float(r.zs[-1]) for r in with_layers)
+        if top / thickness > MAX_LAYER_HEIGHTS:
+            raise AnalysisError(
+                f"{top:g} mm at {thickness:g} mm per layer is more than {MAX_LAYER_HEIGHTS} "
+                "layer heights",
+                stage="layers",
+                kind="bad_package",
+            )
         grid = H.layer_grid(thickness, top)
+        if len(grid):
+            top = float(grid[-1])  # the top layer's height as named, free of float32 noise
         mapping = [
             layer_indices(r.zs, grid, min_z=r.box.min_z, max_z=r.box.max_z, thickness=r.thickness)
             for r in results
@@ -405,10 +428,9 @@ class _Analysis:
                 stack.enter_context(open(task.spool_path, "rb")).fileno() for task in self.tasks
             ]
             for k, z in enumerate(grid.tolist()):
-                if k % 16 == 0:
-                    if self.is_cancelled():
-                        raise AnalysisCancelled()
-                    self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
+                if self.is_cancelled():
+                    raise AnalysisCancelled()
+                self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
                 frags = []
                 for r, idx, fd in zip(results, mapping, spools, strict=True):
                     i = int(idx[k])

@@ -169,38 +169,92 @@ class FootprintMask:
     file at one height that parity is exactly the nesting rule (solid at even depth),
     so islands inside holes come out solid. Painting only ever adds, so the result is
     the union over layers whatever their order. Same pixel rule as `PlateRaster`.
+
+    Only a window of the plate around what was painted is kept (grown when geometry
+    reaches past it): a file with hundreds of small models then holds hundreds of small
+    masks, not hundreds of 2100 x 2100 ones.
     """
+
+    # Extra pixels around a grown window, so a part widening layer by layer does not
+    # reallocate at every layer.
+    _SLACK = 16
 
     def __init__(self, plate: Plate | None = None) -> None:
         self.plate = plate if plate is not None else Plate()
-        self.mask: npt.NDArray[np.uint8] = np.zeros((self.plate.px, self.plate.px), np.uint8)
+        self._row0 = self._col0 = 0
+        self._window: npt.NDArray[np.uint8] = np.zeros((0, 0), np.uint8)
+
+    def _local(self, points_mm: LoopArray) -> npt.NDArray[np.int32] | None:
+        """Fixed-point pixel coordinates relative to the window, grown to hold them;
+        None when the points lie entirely off the plate."""
+        colrow = self.plate.to_px(points_mm)
+        limit = 8.0 * self.plate.px
+        np.clip(colrow, -limit, limit, out=colrow)
+        px = self.plate.px
+        # Two pixels of margin: pixel-centre rounding and one-pixel-wide lines.
+        c0 = max(0, int(np.floor(colrow[:, 0].min())) - 2)
+        c1 = min(px, int(np.ceil(colrow[:, 0].max())) + 3)
+        r0 = max(0, int(np.floor(colrow[:, 1].min())) - 2)
+        r1 = min(px, int(np.ceil(colrow[:, 1].max())) + 3)
+        if c0 >= c1 or r0 >= r1:
+            return None
+        self._grow(r0, r1, c0, c1)
+        colrow[:, 0] -= self._col0
+        colrow[:, 1] -= self._row0
+        return np.round(colrow * (1 << _SHIFT)).astype(np.int32)
+
+    def _grow(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        height, width = self._window.shape
+        if self._window.size:
+            if (
+                r0 >= self._row0
+                and c0 >= self._col0
+                and r1 <= self._row0 + height
+                and c1 <= self._col0 + width
+            ):
+                return
+            r0, c0 = min(r0, self._row0), min(c0, self._col0)
+            r1, c1 = max(r1, self._row0 + height), max(c1, self._col0 + width)
+        px = self.plate.px
+        r0, c0 = max(0, r0 - self._SLACK), max(0, c0 - self._SLACK)
+        r1, c1 = min(px, r1 + self._SLACK), min(px, c1 + self._SLACK)
+        grown = np.zeros((r1 - r0, c1 - c0), np.uint8)
+        if self._window.size:
+            top, left = self._row0 - r0, self._col0 - c0
+            grown[top : top + height, left : left + width] = self._window
+        self._window, self._row0, self._col0 = grown, r0, c0
 
     def add(self, loops: Sequence[LoopArray]) -> None:
         kept = [loop for loop in loops if len(loop) >= 3]
         if not kept:
             return
-        colrow = self.plate.to_px(np.concatenate(kept))
-        limit = 8.0 * self.plate.px
-        np.clip(colrow, -limit, limit, out=colrow)
-        fixed = np.round(colrow * (1 << _SHIFT)).astype(np.int32)
+        fixed = self._local(np.concatenate(kept))
+        if fixed is None:
+            return
         ends = np.cumsum([len(loop) for loop in kept])[:-1]
         contours = [c.reshape(-1, 1, 2) for c in np.split(fixed, ends)]
-        cv2.fillPoly(self.mask, contours, 255, cv2.LINE_8, _SHIFT)
+        cv2.fillPoly(self._window, contours, 255, cv2.LINE_8, _SHIFT)
 
     def stroke(self, loop: LoopArray, *, closed: bool, dashed: bool = False) -> None:
         """Add a line geometry (support, web) one pixel wide."""
         if len(loop) < 2:
             return
-        colrow = self.plate.to_px(loop)
-        limit = 8.0 * self.plate.px
-        np.clip(colrow, -limit, limit, out=colrow)
-        fixed = np.round(colrow * (1 << _SHIFT)).astype(np.int32)
+        fixed = self._local(loop)
+        if fixed is None:
+            return
         pieces = [p.reshape(-1, 1, 2) for p in line_pieces(fixed, dashed=dashed)]
-        cv2.polylines(self.mask, pieces, closed and not dashed, 255, 1, cv2.LINE_8, _SHIFT)
+        cv2.polylines(self._window, pieces, closed and not dashed, 255, 1, cv2.LINE_8, _SHIFT)
+
+    def full(self) -> npt.NDArray[np.uint8]:
+        """The whole plate's mask (0 or 255 per pixel)."""
+        out = np.zeros((self.plate.px, self.plate.px), np.uint8)
+        height, width = self._window.shape
+        out[self._row0 : self._row0 + height, self._col0 : self._col0 + width] = self._window
+        return out
 
     def packed(self) -> npt.NDArray[np.uint8]:
-        """The mask as packed bits (1/8 of the bytes), for passing between processes."""
-        return np.packbits(self.mask > 0)
+        """The plate mask as packed bits (1/8 of the bytes), for passing between processes."""
+        return np.packbits(self.full() > 0)
 
 
 def _color(rgba: RGBA) -> tuple[int, int, int, int]:
