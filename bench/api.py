@@ -1,8 +1,10 @@
 """Benchmark of the HTTP service: job polling latency under load, and submit throughput.
 
 Starts the real service (`clf-analysis serve`: gunicorn + embedded workers) on loopback,
-with a temporary MIDAS folder and SQLite job store, and one analysis running (a stand-in
-runner that takes --job-seconds, default 40). Then:
+with a temporary MIDAS folder and SQLite job store, and one analysis running: by default
+a real analysis of a generated build of realistic size (46 part files x 3,500 layers,
+about a minute on 2 cores, so it competes with the server for the CPU for the whole
+measurement), or with --stand-in a runner that only waits --job-seconds. Then:
 
 1. --clients (default 50) threads, each with its own requests.Session (keep-alive),
    poll GET /api/jobs/<id> for --duration seconds (default 30), pausing --interval
@@ -151,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--interval", type=float, default=0.25, help="pause between one client's polls (0.25)"
     )
-    parser.add_argument("--job-seconds", type=float, default=40.0, help="running job length")
+    parser.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="a waiting stand-in job instead of a real analysis (no CPU competition)",
+    )
+    parser.add_argument("--job-seconds", type=float, default=40.0, help="stand-in job length")
     parser.add_argument("--submits", type=int, default=200, help="submissions per phase")
     parser.add_argument("--http-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -163,9 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         midas = root / "midas"
         build_ids = ["bench-running"] + [f"bench-{i:04d}" for i in range(args.submits)]
-        for build_id in build_ids:
+        for build_id in build_ids[1:]:
             (midas / build_id).mkdir(parents=True)
             (midas / build_id / f"{build_id}.abp").write_bytes(b"")
+        if args.stand_in:
+            (midas / build_ids[0]).mkdir(parents=True)
+            (midas / build_ids[0] / f"{build_ids[0]}.abp").write_bytes(b"")
+        else:
+            from clf_analysis.synth import generate_build
+
+            print("generating the build analysed during the measurement ...", flush=True)
+            generate_build(midas, build_id=build_ids[0], parts=40, height_mm=175.0)
         port = _free_port()
         env = dict(os.environ)
         env.update(
@@ -192,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.http_workers),
                 "--threads",
                 str(args.threads),
-                "--runner",
-                "bench.api:bench_runner",
+                *(["--runner", "bench.api:bench_runner"] if args.stand_in else []),
             ],
             env=env,
             stdout=log,
@@ -249,7 +263,11 @@ def _run(
             f"{args.clients} threads (requests.Session), {args.duration:.0f} s, "
             f"interval {args.interval} s",
         ),
-        ("job while polling", f"{state['status']} at {state['progress']['percent']:.0f} %"),
+        (
+            "job while polling",
+            f"{'stand-in' if args.stand_in else 'real analysis'}, "
+            f"{state['status']} at {state['progress']['percent']:.0f} % when polling ended",
+        ),
         ("GET /api/jobs/<id> requests", f"{len(ms)}"),
         ("  requests/s", f"{len(ms) / wall:.0f}"),
         ("  latency p50", f"{_percentile(ms, 0.50):.1f} ms"),
