@@ -208,3 +208,28 @@ def test_archive_limits_come_from_the_settings(fresh_build):
         _publish(fresh_build, options=options_for(settings))
     assert caught.value.stage == "prepare"
     assert not (fresh_build.build_dir / "clf_analysis").exists()
+
+
+def test_a_full_disk_fails_the_run_as_one_clear_error_and_keeps_old_results(fresh_build, tmp_path):
+    import shutil
+    import subprocess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(tiny)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        shutil.copytree(fresh_build.build_dir, tiny / fresh_build.build_id)
+        (tiny / fresh_build.build_id / "clf_analysis").mkdir()
+        (tiny / fresh_build.build_id / "clf_analysis" / "platform_info.json").write_text("{}")
+        with pytest.raises(AnalysisError, match="No space left") as caught:
+            run(fresh_build.build_id, FAST, midas_base_path=tiny)
+        assert caught.value.stage in ("layers", "pathdata", "images")
+        build_dir = tiny / fresh_build.build_id
+        assert (build_dir / "clf_analysis" / "platform_info.json").read_text() == "{}"
+        assert [p.name for p in build_dir.iterdir() if ".tmp-" in p.name] == []
+    finally:
+        subprocess.run(["umount", str(tiny)], check=False)

@@ -176,9 +176,9 @@ def run_file_pass(
         raise AnalysisError(
             str(exc), stage="parse", file=part.key, layer=z, kind="clf_format"
         ) from exc
-    except Exception as exc:  # any other failure still names where it happened
+    except Exception as exc:  # any other failure (geometry, disk full…) still names where
         raise AnalysisError(
-            f"{type(exc).__name__}: {exc}", stage="geometry", file=part.key, layer=z
+            f"{type(exc).__name__}: {exc}", stage="layers", file=part.key, layer=z
         ) from exc
     for key, mask in masks.items():
         if key == LINES:

@@ -36,6 +36,10 @@ class ProgressTracker:
     def overall(self) -> float:
         return self._overall
 
+    @property
+    def current_stage(self) -> str:
+        return self._stage
+
     def stage(self, name: str, message: str = "") -> None:
         names = list(STAGES)
         self._base = sum(STAGES[n] for n in names[: names.index(name)])

@@ -151,6 +151,11 @@ def _run_lock(build_dir: Path, policy: LockPolicy) -> Iterator[None]:
         os.close(fd)
 
 
+def spool_dir_for(out: Path) -> Path:
+    """Where a run writing into `out` keeps its per-file path-data spools."""
+    return out.with_name(out.name + ".spool")
+
+
 def locate_package(build: str | Path, midas_base_path: Path | None) -> tuple[str, Path]:
     """(build id, .abp path) from a build id under MIDAS_BASE_PATH or a path to an .abp."""
     as_path = Path(build)
@@ -212,9 +217,14 @@ def run(
         except AnalysisError as exc:
             log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
             raise
+        except Exception as exc:  # disk full, permissions…: still one error naming the stage
+            log.exception("analysis of %s failed", build_id, extra=context)
+            raise AnalysisError(
+                f"{type(exc).__name__}: {exc}", stage=tracker.current_stage, kind="internal"
+            ) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(tmp.with_name(tmp.name + ".spool"), ignore_errors=True)
+            shutil.rmtree(spool_dir_for(tmp), ignore_errors=True)
             with contextlib.suppress(BuildLocked, OSError):
                 record_run(
                     build_dir,
@@ -346,7 +356,7 @@ class _Analysis:
 
     @property
     def spool_dir(self) -> Path:
-        return self.out.with_name(self.out.name + ".spool")
+        return spool_dir_for(self.out)
 
     def _layers(
         self, included: list[PartFile], pool: RunPool
