@@ -12,12 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobwait import WAIT, wait_for
 
-from clf_analysis.jobs.models import Job
 from clf_analysis.jobs.store import JobStore
 
 RUNNERS_DIR = Path(__file__).parent  # runners.py, imported by the workers' children
-WAIT = 40.0  # upper bound for process start-up on two busy cores; not a speed claim
 
 
 def _env(url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -54,16 +53,6 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job is not None and check(job):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached the expected state: {store.get(job_id)}")
 
 
 def _alive(pid: int) -> bool:

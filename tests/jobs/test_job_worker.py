@@ -10,28 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from jobwait import WAIT, finished, wait_for
 from sqlalchemy import update
 
 from clf_analysis.config import Settings
-from clf_analysis.jobs.models import Job
 from clf_analysis.jobs.store import JobStore, jobs, utcnow
 from clf_analysis.jobs.worker import Worker
-
-WAIT = 30.0  # generous upper bound for a spawned child on two busy cores; not a speed claim
-
-
-def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job is not None and check(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached the expected state: {store.get(job_id)}")
-
-
-def finished(job: Job) -> bool:
-    return job.state in ("completed", "failed", "cancelled")
 
 
 @pytest.fixture

@@ -1,0 +1,26 @@
+"""Waiting for a job to reach a state, shared by the job tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from clf_analysis.jobs.models import Job
+from clf_analysis.jobs.store import JobStore
+
+WAIT = 40.0  # upper bound for process start-up on two busy cores; not a speed claim
+
+
+def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
+    """Poll the store until `check(job)` holds; fails the test after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job is not None and check(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached the expected state: {store.get(job_id)}")
+
+
+def finished(job: Job) -> bool:
+    return job.state in ("completed", "failed", "cancelled")
