@@ -1,9 +1,11 @@
-"""Waiting for a job to reach a state, shared by the job tests."""
+"""Waiting for jobs and processes, shared by the job tests."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from clf_analysis.jobs.models import Job
 from clf_analysis.jobs.store import JobStore
@@ -24,3 +26,13 @@ def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
 
 def finished(job: Job) -> bool:
     return job.state in ("completed", "failed", "cancelled")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting to be reaped does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from jobwait import WAIT, wait_for
+from jobwait import WAIT, alive, wait_for
 
 from clf_analysis.jobs.store import JobStore
 
@@ -55,15 +55,6 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
             proc.wait()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
-
-
 def _report(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "clf_analysis", "report", "--database-url", url, *args],
@@ -87,9 +78,9 @@ def test_kill_9_of_a_worker_mid_job_is_recovered_by_another(
     first.wait(10)
     # The child notices its parent is gone and stops instead of racing the retry.
     deadline = time.monotonic() + 10
-    while _alive(orphan) and time.monotonic() < deadline:
+    while alive(orphan) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(orphan)
+    assert not alive(orphan)
 
     second = spawn_worker(store_url)
     done = wait_for(store, job.id, lambda j: j.state in ("completed", "failed", "cancelled"))

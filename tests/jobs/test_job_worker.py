@@ -7,10 +7,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from jobwait import WAIT, finished, wait_for
+from jobwait import WAIT, alive, finished, wait_for
 from sqlalchemy import update
 
 from clf_analysis.config import Settings
@@ -113,19 +112,10 @@ def test_stopping_a_job_also_stops_the_processes_its_runner_started(
     pids = [int(p.stem) for p in pid_dir.glob("*.pid")]
     assert len(pids) == 2  # both pool processes had started
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if alive(pid)]
     store.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def test_a_result_with_nan_fails_clearly_on_both_engines(store: JobStore, run_worker) -> None:
