@@ -118,7 +118,7 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
     holes = []
     labels = []
     files_with_holes = 0
-    for folder, name, _color, shapes in layer.files:
+    for _folder, _name, _color, shapes in layer.files:
         file_holes = 0
         for shape in shapes:
             if shape.kind != "model":
@@ -130,7 +130,6 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
                     labels.append(str(shape.model_id))
                     file_holes += 1
         files_with_holes += file_holes > 0
-        del folder, name
     figures.holes_view(
         path,
         build_id=build_id,

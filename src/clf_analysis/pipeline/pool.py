@@ -123,10 +123,8 @@ class RunPool:
         futures = {self._executor.submit(_pooled_pass, tasks[i]): i for i in order}
         self._wait(futures, lambda: on_progress(counter.value), is_cancelled, "layers")
         on_progress(TICKS_PER_FILE * len(tasks))
-        results: list[FilePassResult] = [None] * len(tasks)  # type: ignore[list-item]
-        for f, i in futures.items():
-            results[i] = f.result()
-        return results
+        # Back in task order, whatever order they were started in.
+        return [f.result() for f, _ in sorted(futures.items(), key=lambda item: item[1])]
 
     def map(
         self,
