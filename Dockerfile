@@ -7,11 +7,14 @@
 #     --build-arg VERSION=1.0.0 --build-arg VCS_REF="$(git rev-parse HEAD)" .
 #
 # Stage 1 builds every wheel (dependencies pinned in requirements.txt plus this
-# project); stage 2 installs them from that local wheel directory only, so the runtime
-# image carries no compiler, no build backend cache and no pip cache.
+# project, whose CLF layer walker is a C extension); stage 2 installs them from that
+# local wheel directory only, so the runtime image carries no compiler, no build backend
+# cache and no pip cache.
 
 ############################ builder ############################
-FROM python:3.12-slim AS builder
+# The full image (same Python and Debian release as the slim runtime) brings gcc and the
+# Python headers that the C extension needs.
+FROM python:3.12 AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -24,7 +27,7 @@ COPY requirements.txt ./
 RUN pip wheel --wheel-dir /wheels --requirement requirements.txt \
  && cp requirements.txt /wheels/requirements.txt
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheels .
 

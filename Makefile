@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format typecheck bench serve clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# setup.py and the C source too: an editable install compiles the layer walker only then.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py src/clf_analysis/clf/_layerwalk.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -19,19 +20,19 @@ demo: $(STAMP)
 	$(BIN)/clf-analysis demo --out demo-out
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench clf_analysis_api.py
-	$(BIN)/ruff format --check src tests bench clf_analysis_api.py
+	$(BIN)/ruff check src tests bench clf_analysis_api.py setup.py
+	$(BIN)/ruff format --check src tests bench clf_analysis_api.py setup.py
 	$(BIN)/mypy src
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench clf_analysis_api.py
-	$(BIN)/ruff format --check src tests bench clf_analysis_api.py
+	$(BIN)/ruff check src tests bench clf_analysis_api.py setup.py
+	$(BIN)/ruff format --check src tests bench clf_analysis_api.py setup.py
 	$(BIN)/mypy src
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench clf_analysis_api.py
-	$(BIN)/ruff check --fix src tests bench clf_analysis_api.py
+	$(BIN)/ruff format src tests bench clf_analysis_api.py setup.py
+	$(BIN)/ruff check --fix src tests bench clf_analysis_api.py setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src

@@ -23,7 +23,16 @@ from typing import BinaryIO
 
 import numpy as np
 
-from clf_analysis.clf import Box, Layer, Model, PolygonFormat, Shape, open_clf, write_clf
+from clf_analysis.clf import (
+    COMPILED_WALKER,
+    Box,
+    Layer,
+    Model,
+    PolygonFormat,
+    Shape,
+    open_clf,
+    write_clf,
+)
 
 OUT_DIR = Path("bench-out")
 # CPU time of this process (user + system, so page faults of the memory map count): the
@@ -319,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"input: {path}  {mb:.1f} MB, {n_layers} layers, {n_points:,} points")
+    if not COMPILED_WALKER:
+        print("project layers decoded by the general Python code (the C walker is not built)")
+    else:
+        print("project layers decoded by the compiled walker (clf_analysis.clf._layerwalk)")
     head = f"{'reader':<36} {'measured on':<28} {'time s':>8} {'MB/s':>8} {'layers/s':>9}"
     head += f" {'ratio':>8}"
     print(head)

@@ -1,19 +1,39 @@
-"""The reader's one-pass decoding of files laid out as the writer emits them agrees with its
-general code: on writer output, and on seeded random mutations of it, reading with the
-fast paths gives the same layers, warnings and errors as reading without them."""
+"""The reader's one-pass decoding of files laid out as the writer emits them (the compiled
+layer walker, `_layerwalk.c`, and the seek-table pattern) agrees with its general code:
+on writer output, and on seeded random mutations of it, reading with the fast paths gives
+the same layers, warnings and errors as reading without them. The walker also keeps no
+references, lets exceptions through, and builds complete Shape values."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import os
 import random
+import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 
-from clf_analysis.clf import Box, CLFFormatError, Layer, Model, PolygonFormat, Shape, write_clf
+from clf_analysis.clf import (
+    Box,
+    CLFFormatError,
+    Layer,
+    Model,
+    PolygonFormat,
+    Shape,
+    reader,
+    write_clf,
+)
 from clf_analysis.clf.reader import CLFFile, open_clf
 
 from .builders import ring, sample_layers
 from .test_fuzz import mutate
+
+needs_walker = pytest.mark.skipif(
+    reader._walk_layer is None, reason="the compiled layer walker is not built"
+)
 
 
 def _writer_files() -> list[bytes]:
@@ -74,6 +94,15 @@ def _general_outcome(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[obje
         return _outcome(data)
 
 
+def test_the_compiled_walker_is_built() -> None:
+    if reader._walk_layer is None:
+        message = "clf_analysis.clf._layerwalk is not built (no C compiler at install?)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI measures and tests the walker; a skip would hide that
+        pytest.skip(message)
+
+
+@needs_walker
 def test_writer_output_takes_the_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     declined: list[str] = []
     layer_fast = CLFFile._read_writer_layer
@@ -140,3 +169,91 @@ def test_every_change_to_a_layers_structure_is_read_alike(monkeypatch: pytest.Mo
         variant = data[:z_at] + np.float32(bad).tobytes() + data[z_at + 4 :]
         assert _outcome(variant)[0] == "error"
         assert _outcome(variant) == _general_outcome(variant, monkeypatch)
+
+
+@needs_walker
+def test_walker_shapes_are_complete_values_of_every_kind() -> None:
+    # The walker fills Shape.__dict__ from C, as reader._shape does in Python.
+    data = _writer_files()[1]
+    clf = open_clf(data)
+    shapes = [s for layer in clf for s in layer.shapes]
+    assert {s.kind for s in shapes} == {"model", "closed", "open", "dashed", "support"}
+    names = [f.name for f in dataclasses.fields(Shape)]
+    for shape in shapes:
+        assert list(vars(shape)) == names
+        assert type(shape.model_id) is int and type(shape.loops) is tuple
+        assert type(shape.line_format) is PolygonFormat
+        assert all(loop.dtype == np.float32 and loop.shape[1:] == (2,) for loop in shape.loops)
+        assert not any(loop.flags.writeable for loop in shape.loops)
+        rebuilt = Shape(shape.model_id, shape.kind, shape.loops, shape.line_format)
+        assert shape == rebuilt and repr(shape) == repr(rebuilt)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            shape.kind = "open"  # type: ignore[misc]
+    # Loops are views of one point array per layer, in file order.
+    layer = clf.layer(0)
+    loops = [loop for s in layer.shapes for loop in s.loops]
+    base = loops[0].base
+    assert all(loop.base is base for loop in loops)
+
+
+@needs_walker
+def test_walker_keeps_no_references_and_leaks_no_memory() -> None:
+    files = _writer_files()
+    rng = random.Random(5)
+    # Accepted layers and declined ones (mutations), both through the walker.
+    cases = []
+    for data in [*files, *(mutate(rng, files[1]) for _ in range(40))]:
+        try:
+            clf = open_clf(data)
+        except CLFFormatError:
+            continue
+        cases.extend((data, offset, clf.models) for offset in clf._offsets)
+    walk = reader._walk_layer
+    assert walk is not None
+    watched = [Shape, *reader._WEB_KINDS, *PolygonFormat, *{id(c[2]): c[2] for c in cases}.values()]
+
+    def run() -> int:
+        accepted = 0
+        for data, offset, models in cases:
+            accepted += walk(data, offset, models) is not None
+        return accepted
+
+    assert run() > 0
+    gc.collect()
+    before = [sys.getrefcount(o) for o in watched]
+    tracemalloc.start()
+    try:
+        run()
+        gc.collect()
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(20):
+            run()
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [sys.getrefcount(o) for o in watched] == before
+    assert end - start < 4096, f"{end - start} bytes kept over 20 runs"
+
+
+@needs_walker
+def test_walker_lets_exceptions_through_and_checks_its_arguments() -> None:
+    data = _writer_files()[0]
+    clf = open_clf(data)
+    offset = clf._offsets[0]
+    walk = reader._walk_layer
+    assert walk is not None
+
+    class Exploding(dict[int, Model]):
+        def __contains__(self, key: object) -> bool:
+            raise RuntimeError("lookup failed")
+
+    with pytest.raises(RuntimeError, match="lookup failed"):
+        walk(data, offset, Exploding(clf.models))
+    assert walk(data, offset, {}) is None  # an unknown model: the general path names it
+    for bad_offset in (-1, len(data), len(data) + 10, offset + 1):
+        assert walk(data, bad_offset, clf.models) is None
+    with pytest.raises(TypeError):
+        walk("not bytes", offset, clf.models)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        walk(data, offset)  # type: ignore[call-arg]

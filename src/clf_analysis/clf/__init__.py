@@ -2,7 +2,7 @@
 
 from clf_analysis.clf.canonical import describe
 from clf_analysis.clf.errors import CLFFormatError
-from clf_analysis.clf.reader import CLFFile, open_clf
+from clf_analysis.clf.reader import COMPILED_WALKER, CLFFile, open_clf
 from clf_analysis.clf.types import (
     Box,
     ClusterType,
@@ -17,6 +17,7 @@ from clf_analysis.clf.types import (
 from clf_analysis.clf.writer import write_clf
 
 __all__ = [
+    "COMPILED_WALKER",
     "Box",
     "CLFFile",
     "CLFFormatError",

@@ -4,6 +4,11 @@ Opening parses the header and the seek table only; each layer is decoded when as
 its point buffer in one `np.frombuffer` call, its loops as views of that buffer. Paths are
 memory-mapped, so a layer costs only the pages it touches.
 
+Two decoders, one answer: a layer laid out exactly as the writer emits it is decoded by
+the compiled walker (`_layerwalk.c`, built at install where a C compiler exists); every
+other layer, and every layer the walker declines for any reason, by `_read_layer` here,
+which alone raises errors and reports warnings.
+
 Index decision: the seek table (header child 5) is the index. A header without child 5,
 or `open_clf(..., scan=True)`, builds the index by walking the top-level sections by
 their lengths instead (layers indexed, seek tables ignored, end marker required); a
@@ -23,7 +28,7 @@ import mmap
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import BinaryIO
 
@@ -61,18 +66,6 @@ _MINIMAL_CLUSTER = re.compile(
     rb"\x00(?:\x01[\x00-\x1f]|\x02[\x20-\x3f].)\x01\x01[\x00-\x02](?:" + _POLYGON_RE + rb")+",
     re.DOTALL,
 )
-# The clusters of a layer in that form, each with its section head (`2` and a length of
-# one byte, at least 17 as no such cluster is shorter, or two bytes), then the head of the
-# point buffer (`3` and a length of 1 to 4 bytes).
-_CLUSTER_REGION = re.compile(
-    rb"(?:\x02(?:[\x11-\x1f]|[\x20-\x3f].)" + _MINIMAL_CLUSTER.pattern + rb")*"
-    rb"(\x03(?:[\x00-\x1f]|[\x20-\x3f].|[\x40-\x5f]..|[\x60-\x7f]...))",
-    re.DOTALL,
-)
-# A layer's first children as the writer emits them: z (`0 4` + float), point count.
-_LAYER_HEAD = re.compile(
-    rb"\x00\x04....\x01(?:\x01[\x00-\x1f]|\x02[\x20-\x3f].|\x03[\x40-\x5f]..)", re.DOTALL
-)
 # A seek entry as the writer emits it: `0 len`, z (`0 4` + float), offset (`1 w` + an
 # lf_int of w = 1-4 bytes in the form its first byte announces); len is always 8 + w.
 _SEEK_TABLE = re.compile(
@@ -85,7 +78,6 @@ _SEEK_FIELDS = re.compile(
     rb"([\x00-\x1f]|[\x20-\x3f].|[\x40-\x5f]..|[\x60-\x7f]...)",
     re.DOTALL,
 )
-_SUPPORT_KINDS: tuple[ShapeKind, ...] = ("support", "support", "support")
 _POLYGON_CHILDREN = ("polygon type", "polygon format", "polygon compression", "polygon point count")
 _EMPTY_POINTS: LoopArray = np.empty((0, 2), dtype=np.float32)
 _EMPTY_POINTS.flags.writeable = False
@@ -115,6 +107,34 @@ def _shape(
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__  # bypasses the frozen dataclass's __setattr__
+
+
+def _points(data: bytes | mmap.mmap, offset: int, count: int) -> LoopArray:
+    """A layer's `count` points at `offset` as an (n, 2) float32 view of the file's bytes."""
+    if not count:
+        return _EMPTY_POINTS
+    return np.frombuffer(data, dtype="<f4", count=2 * count, offset=offset).reshape(-1, 2)
+
+
+_WriterLayer = tuple[float, int, int, list[Shape]]
+_Walker = Callable[[bytes | mmap.mmap, int, dict[int, Model]], _WriterLayer | None]
+
+
+def _load_walker() -> _Walker | None:
+    """The compiled decoder of writer-layout layers, configured; None where the package
+    was installed without a C compiler (every layer then takes the general path)."""
+    try:
+        from clf_analysis.clf import _layerwalk
+    except ImportError:
+        return None
+    _layerwalk.configure(Shape, _points, _WEB_KINDS, "support", "model", _FORMATS)
+    return _layerwalk.read_layer
+
+
+_walk_layer = _load_walker()
+# Whether layers in the writer's layout are decoded by the compiled walker (the service
+# logs a warning at worker start when they are not).
+COMPILED_WALKER = _walk_layer is not None
 
 
 MAX_WARNINGS = 100
@@ -550,105 +570,18 @@ class CLFFile:
             )
         return Layer(z=z, shapes=tuple(shapes))
 
-    def _read_writer_layer(self, offset: int) -> tuple[float, int, int, list[Shape]] | None:
-        """Decode a layer laid out exactly as the writer emits it, in one pass; None if it is
-        laid out in any other way or anything about it is wrong.
+    def _read_writer_layer(self, offset: int) -> _WriterLayer | None:
+        """Decode a layer laid out exactly as the writer emits it, in one pass of compiled
+        code (`_layerwalk.c`); None if it is laid out in any other way, anything about it
+        is wrong, or the extension is not built.
 
-        The layout: z, point count, clusters in the shortest form, then the point buffer
-        filling the rest of the layer, so the buffer's position is known from the count
-        before the clusters are read. One regex match validates all the clusters and the
-        buffer's head; the walk below then reads fields at fixed offsets. Nothing here
-        raises or warns: None sends the layer through `_read_layer`, which produces every
-        error and warning, so both paths agree on everything this one accepts.
+        Nothing here raises or warns: None sends the layer through `_read_layer`, which
+        produces every error and warning, so both paths agree on everything this one
+        accepts (tests compare them on mutated files).
         """
-        buf = self._buf
-        data = buf.data
-        section = buf.head(offset, buf.size)
-        if section is None:
+        if _walk_layer is None:
             return None
-        _, body, end = section
-        head = _LAYER_HEAD.match(data, body, end)
-        if head is None:
-            return None
-        (z,) = _F32.unpack_from(data, body + 2)
-        count = buf.lfint(body + 8, end, "layer point count")[0]
-        pos = head.end()
-        points_at = end - 8 * count
-        if points_at < pos or not math.isfinite(z):
-            return None
-        region = _CLUSTER_REGION.fullmatch(data, pos, points_at)
-        if region is None:
-            return None
-        clusters_end = region.start(1)
-        if buf.lfint(clusters_end + 1, points_at, "point buffer length")[0] != 8 * count:
-            return None
-        if count:
-            points = np.frombuffer(data, dtype="<f4", count=2 * count, offset=points_at)
-            if not np.isfinite(points).all():
-                return None
-            points = points.reshape(-1, 2)
-        else:
-            points = _EMPTY_POINTS
-        # The regex split the region into cluster heads (`2`, a length byte >= 17 or two
-        # bytes, model id, type) and polygons (`2`, length 9 or 10, ...), told apart by
-        # their second byte. The walk follows the declared lengths instead; it stays on
-        # the regex's token boundaries, and so reads what the regex checked, because it
-        # only accepts a cluster head whose length byte is not a polygon's, polygons whose
-        # length byte is 9 or 10, and clusters whose polygons end exactly at their end.
-        models = self.models
-        shapes: list[Shape] = []
-        append = shapes.append
-        used = 0
-        while pos < clusters_end:
-            n = data[pos + 1]
-            if n < 32:
-                if n < 17:
-                    return None
-                p, pos = pos + 2, pos + 2 + n
-            else:
-                p = pos + 3
-                pos = p + (((n & 0x1F) << 8) | data[pos + 2])
-            if pos > clusters_end:
-                return None
-            # Model id at +2 (one byte) or +2..+3 (two), the type two bytes after it.
-            if data[p + 1] == 1:
-                model_id, ctype, p = data[p + 2], data[p + 5], p + 6
-            else:
-                model_id = ((data[p + 2] & 0x1F) << 8) | data[p + 3]
-                ctype, p = data[p + 6], p + 7
-            if model_id not in models:
-                return None
-            if ctype:
-                kinds = _WEB_KINDS if ctype == 2 else _SUPPORT_KINDS
-            elif data[p + 4]:  # a MODEL cluster whose first polygon is not an OUTLOOP
-                return None
-            loops: list[LoopArray] = []
-            while p < pos:
-                n = data[p + 1]
-                if n == 10:
-                    # A 2-byte count: its first byte is 0x20-0x3F, so the value is the
-                    # big-endian pair - 0x2000.
-                    stop = used + ((data[p + 10] << 8) | data[p + 11]) - 0x2000
-                elif n == 9:
-                    stop = used + data[p + 10]
-                else:
-                    return None
-                loop = points[used:stop]
-                if ctype:
-                    fmt = data[p + 7]
-                    append(_shape(model_id, kinds[fmt], (loop,), _FORMATS[fmt]))
-                else:
-                    loops.append(loop)
-                used = stop
-                p += n + 2
-            if p != pos:
-                return None
-            if not ctype:
-                append(_shape(model_id, "model", tuple(loops), _CLOSED))
-        # Slices past the buffer's end are cut short, so an overrun shows only here.
-        if used > count or pos != clusters_end:
-            return None
-        return z, count, used, shapes
+        return _walk_layer(self._buf.data, offset, self.models)
 
     def _read_layer(self, offset: int) -> tuple[float, int, int, list[Shape]]:
         """Decode a layer in any layout the spec allows, or raise the error that it breaks."""
