@@ -110,13 +110,6 @@ def run(args: argparse.Namespace) -> int:
         state.startup_count,
         state.unclean_shutdown_count,
     )
-    from clf_analysis.clf import COMPILED_WALKER
-
-    if not COMPILED_WALKER:
-        log.warning(
-            "the compiled CLF layer walker is not built (no C compiler at install): "
-            "layers are decoded by the slower general Python code"
-        )
 
     stop = threading.Event()
     worker = Worker(

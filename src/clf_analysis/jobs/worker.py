@@ -389,6 +389,13 @@ class Worker:
             "worker started",
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
         )
+        from clf_analysis.clf import COMPILED_WALKER
+
+        if not COMPILED_WALKER:
+            log.warning(
+                "the compiled CLF layer walker is not built (no C compiler at install): "
+                "layers are decoded by the slower general Python code"
+            )
         while not stop.is_set():
             now = time.monotonic()
             if now - last_maintenance >= maintenance_every:
