@@ -159,3 +159,24 @@ def _ready(url: str) -> bool:
         return requests.get(url + "/readyz", timeout=1).status_code == 200
     except requests.RequestException:  # refused, or accepted but slow while starting
         return False
+
+
+def test_json_log_format_makes_every_line_a_json_object(
+    serve_factory: Callable[..., ServeProcess], midas: Path
+) -> None:
+    # gunicorn's own lines (start, worker boot, access log) included, not only ours.
+    served = serve_factory(midas, "--access-log", LOG_FORMAT="json")
+    assert requests.get(f"{served.url}/livez", timeout=5).status_code == 200
+    assert served.stop() == 0
+    lines = [line for line in served.log().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    by_logger = {r["logger"] for r in records}
+    assert {"gunicorn.error", "gunicorn.access", "clf_analysis.serve"} <= by_logger, by_logger
+    access = [r["message"] for r in records if r["logger"] == "gunicorn.access"]
+    assert any("GET /livez" in m for m in access), access

@@ -206,8 +206,9 @@ def _run_gunicorn(
     """Entry of the spawned HTTP child: gunicorn's master loop until told to stop."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
+    from gunicorn.glogging import Logger
 
-    from clf_analysis.cli.worker import configure_logging
+    from clf_analysis.cli.worker import JsonFormatter, configure_logging
 
     # A fresh (spawned) interpreter: the app's own loggers (500 incidents, readiness
     # failures) need the same handler and format as the supervisor's.
@@ -224,6 +225,16 @@ def _run_gunicorn(
             if os.getppid() != supervisor_pid:
                 raise StopIteration
             super().manage_workers()
+
+    class JsonLogger(Logger):  # type: ignore[misc]
+        """gunicorn's own lines (start, worker boots, access log) as JSON objects too, so
+        that a log collector parses every line of the service under LOG_FORMAT=json."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                for handler in logger.handlers:
+                    handler.setFormatter(JsonFormatter())
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -243,6 +254,8 @@ def _run_gunicorn(
                 # host; the supervisor is the control interface here.
                 "control_socket_disable": True,
             }
+            if settings.log_format == "json":
+                options["logger_class"] = JsonLogger
             for key, value in options.items():
                 self.cfg.set(key, value)
 

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-class _JsonFormatter(logging.Formatter):
+class JsonFormatter(logging.Formatter):
     # Fields passed with `extra=` (job_id, build_id, …) become JSON members.
     _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -66,7 +66,7 @@ def startup_problem(settings: Any, runner: str | None) -> str | None:
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
