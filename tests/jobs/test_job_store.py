@@ -368,3 +368,30 @@ def test_database_itself_refuses_a_second_active_job_for_a_build(store: JobStore
     store.request_cancel(first.id)
     with store.engine.begin() as conn:  # once the first is finished, a new one is fine
         conn.execute(insert(jobs).values(id="third", **row))
+
+
+def test_latest_for_builds_answers_many_builds_in_a_few_queries(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clf_analysis.jobs.store as store_module
+
+    monkeypatch.setattr(store_module, "LATEST_CHUNK", 2)  # several chunks for 5 builds
+    expected = {}
+    for i in range(5):
+        for _ in range(i % 3 + 1):  # 1-3 jobs per build, each finished before the next
+            job = store.submit(f"b{i}", PARAMS).job
+            store.request_cancel(job.id)
+        expected[f"b{i}"] = job.id
+    # Two jobs created at the same instant: the tie goes to the greater id, as in list_jobs.
+    with store.engine.begin() as conn:
+        same = conn.execute(update(jobs).where(jobs.c.build_id == "b1").values(created_at=utcnow()))
+        assert same.rowcount == 2
+    newest_b1, _ = store.list_jobs(build_id="b1", limit=1)
+    expected["b1"] = newest_b1[0].id
+
+    found = store.latest_for_builds(["b0", "b1", "b2", "b3", "b4", "b1", "absent"])
+    assert {b: j.id for b, j in found.items()} == expected
+    for build_id, job_id in expected.items():
+        latest = store.latest_for_build(build_id)
+        assert latest is not None and latest.id == job_id and latest.build_id == build_id
+    assert store.latest_for_builds([]) == {}

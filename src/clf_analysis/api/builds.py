@@ -45,18 +45,23 @@ def _job_view(job: Job | None) -> JobView | None:
     return JobView.of(job) if job is not None else None
 
 
-def _build_summary(base: Path, build_id: str) -> BuildSummary | None:
+def _package(base: Path, build_id: str) -> Path | None:
     try:
-        package = find_build_package(base, build_id)
+        return find_build_package(base, build_id)
     except BuildNotFound:
         return None
+
+
+def _build_summary(
+    base: Path, build_id: str, package: Path, latest_job: Job | None
+) -> BuildSummary:
     results = (base / build_id / "clf_analysis" / PLATFORM_INFO).is_file()
     return BuildSummary(
         build_id=build_id,
         archive=package.name,
         size_bytes=package.stat().st_size,
         results_available=results,
-        latest_job=_job_view(service().store.latest_for_build(build_id)),
+        latest_job=_job_view(latest_job),
         links={
             "analyze": f"/api/builds/{build_id}/analyze",
             "results": f"/api/builds/{build_id}/results",
@@ -86,14 +91,18 @@ def list_builds() -> Response:
             valid.append(validate_build_id(name))
         except InvalidBuildId:
             continue  # hidden folders, lost+found-like names: not builds
-    builds = []
+    packages: dict[str, Path] = {}
     # Folders without a package are skipped, so the page is filled past `limit` folders.
     for name in valid[offset:]:
-        summary = _build_summary(base, name)
-        if summary is not None:
-            builds.append(summary)
-        if len(builds) >= limit:
-            break
+        package = _package(base, name)
+        if package is not None:
+            packages[name] = package
+            if len(packages) >= limit:
+                break
+    latest = service().store.latest_for_builds(packages)
+    builds = [
+        _build_summary(base, name, package, latest.get(name)) for name, package in packages.items()
+    ]
     return jsonify(BuildListResponse(builds=builds, count=len(builds)).dump())
 
 

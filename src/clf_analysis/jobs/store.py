@@ -179,6 +179,10 @@ schema_meta = Table(
 )
 
 
+# Builds per query of `latest_for_builds`: well under every engine's bound-parameter limit.
+LATEST_CHUNK = 500
+
+
 def _row_to_job(row: Row[Any]) -> Job:
     m = row._mapping
     return Job(
@@ -404,8 +408,32 @@ class JobStore:
 
     def latest_for_build(self, build_id: str) -> Job | None:
         """The newest job of a build, whatever its state."""
-        found, _ = self.list_jobs(build_id=build_id, limit=1)
-        return found[0] if found else None
+        return self.latest_for_builds([build_id]).get(build_id)
+
+    def latest_for_builds(self, build_ids: Collection[str]) -> dict[str, Job]:
+        """The newest job (as `list_jobs` orders them) of each build that has one.
+
+        One query per LATEST_CHUNK builds rather than one per build: `/api/builds`
+        lists up to thousands of builds per page.
+        """
+        ids = list(dict.fromkeys(build_ids))
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=jobs.c.build_id, order_by=(jobs.c.created_at.desc(), jobs.c.id.desc())
+            )
+            .label("rank")
+        )
+        found: dict[str, Job] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), LATEST_CHUNK):
+                chunk = ids[start : start + LATEST_CHUNK]
+                ranked = select(jobs, rank).where(jobs.c.build_id.in_(chunk)).subquery()
+                columns = [ranked.c[column.name] for column in jobs.c]
+                for row in conn.execute(select(*columns).where(ranked.c.rank == 1)):
+                    job = _row_to_job(row)
+                    found[job.build_id] = job
+        return found
 
     def request_cancel(self, job_id: str) -> Job | None:
         """Cancel a job: queued → cancelled at once; running → cancel_requested=True.
