@@ -257,3 +257,42 @@ def test_walker_lets_exceptions_through_and_checks_its_arguments() -> None:
         walk("not bytes", offset, clf.models)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         walk(data, offset)  # type: ignore[call-arg]
+
+
+@needs_walker
+def test_walker_survives_bytes_changing_while_it_walks() -> None:
+    # Python code runs inside the walk (the model lookup): a buffer whose bytes change
+    # then, as a file rewritten under its memory map would, must never make the walker
+    # use an unchecked value (it once indexed a 3-entry table with a rewritten byte).
+    models = [Model(m, f"m{m}", Box(0, 0, 0, 9, 9, 0.05), 0.05) for m in (1, 2, 300)]
+    square = ring(4, 4, 2, 4)
+    shapes = (
+        Shape(1, "open", (square,)),
+        Shape(300, "model", (square, ring(4, 4, 1, 3))),
+        Shape(2, "support", (square,), PolygonFormat.DASHED),
+    )
+    data = write_clf(None, models=models, layers=[Layer(float(np.float32(0.05)), shapes)])
+    offset = open_clf(data)._offsets[0]
+    points_at = data.index(np.asarray(square, dtype="<f4").tobytes(), offset)
+    walk = reader._walk_layer
+    assert walk is not None
+    known = {m.id: m for m in models}
+    kinds = {"model", "closed", "open", "dashed", "support"}
+    for at in range(offset, points_at):
+        for value in (0x00, 0x02, 0x0A, 0x1F, 0x3F, 0xC8, 0xFF):
+            buf = bytearray(data)
+
+            class Rewriting(dict[int, Model]):
+                def __contains__(self, key: object) -> bool:
+                    buf[at] = value  # noqa: B023 - the buffer of this iteration
+                    return super().__contains__(key)
+
+            result = walk(buf, offset, Rewriting(known))
+            if result is None:
+                continue
+            z, count, used, found = result
+            assert used <= count and z == pytest.approx(0.05)
+            for shape in found:
+                assert shape.kind in kinds and shape.model_id in known
+                assert type(shape.line_format) is PolygonFormat
+                assert all(loop.shape[1:] == (2,) for loop in shape.loops)

@@ -14,7 +14,7 @@
  * The layout accepted (spec section numbers as in CLF_FORMAT.md):
  *   layer      02 len                       (len: an lf_int of any width)
  *     z        00 04 <float32 LE>           (finite)
- *     count    01 w <lf_int of w = 1..3 bytes, in its shortest form for w>
+ *     count    01 w <lf_int of w = 1..3 bytes, its first byte announcing w>
  *     cluster* 02 (L in 0x11..0x1F | 0x20..0x3F + 1 byte)
  *                00 (01 m | 02 m m)         model id, one the header declares
  *                01 01 t                    cluster type 0..2
@@ -48,15 +48,6 @@ static PyObject *model_kind;       /* "model" */
 static PyObject *formats[3];       /* PolygonFormat members by value */
 static PyObject *key_model_id, *key_kind, *key_loops, *key_line_format, *key_dict;
 static PyObject *empty_args;
-
-typedef struct {
-    double z;
-    size_t count;       /* points the layer declares */
-    size_t used;        /* points its polygons use */
-    size_t clusters;    /* offset of the first cluster */
-    size_t points_head; /* offset of the point buffer's section head */
-    size_t points_at;   /* offset of the first point */
-} layout_t;
 
 /* A big-endian run of n bytes after a first byte whose low 5 bits lead (lf_int). */
 static uint64_t lf_value(const uint8_t *d, size_t pos, unsigned n)
@@ -94,151 +85,6 @@ static NOINLINE int all_finite(const uint8_t *d, size_t nfloats)
     return bad == 0;
 }
 
-/*
- * Check a whole layer at `offset`. Returns 1 and fills `out` when it has the layout
- * above, 0 when it does not, -1 with a Python exception set (only from the model
- * lookup).
- */
-static int check_layer(const uint8_t *d, size_t size, size_t offset, PyObject *models,
-                       layout_t *out)
-{
-    if (offset >= size || size - offset < 2 || d[offset] != 2) {
-        return 0;
-    }
-    unsigned n = d[offset + 1] >> 5;
-    size_t body = offset + 2 + n;
-    if (body > size) {
-        return 0;
-    }
-    uint64_t length = lf_value(d, offset + 1, n);
-    if (length > size - body) {
-        return 0;
-    }
-    size_t end = body + (size_t)length;
-
-    /* z and the point count */
-    if (end - body < 9 || d[body] != 0 || d[body + 1] != 4 || d[body + 6] != 1) {
-        return 0;
-    }
-    float z = f32_le(d + body + 2);
-    unsigned w = d[body + 7];
-    if (w < 1 || w > 3 || body + 8 + w > end || (unsigned)(d[body + 8] >> 5) != w - 1 ||
-        !isfinite(z)) {
-        return 0;
-    }
-    size_t count = (size_t)lf_value(d, body + 8, w - 1);
-    size_t pos = body + 8 + w;
-    if (count > (end - pos) / 8) {
-        return 0;
-    }
-    size_t points_at = end - 8 * count;
-    out->clusters = pos;
-
-    size_t used = 0;
-    while (pos < points_at && d[pos] == 2) {
-        /* cluster head */
-        if (points_at - pos < 3) {
-            return 0;
-        }
-        size_t q, cend;
-        unsigned b = d[pos + 1];
-        if (b >= 0x11 && b <= 0x1F) {
-            q = pos + 2;
-            cend = q + b;
-        }
-        else if (b >= 0x20 && b <= 0x3F) {
-            q = pos + 3;
-            cend = q + (((size_t)(b & 0x1F) << 8) | d[pos + 2]);
-        }
-        else {
-            return 0;
-        }
-        if (cend > points_at) {
-            return 0;
-        }
-        /* model id and cluster type */
-        long model_id;
-        if (cend - q < 6 || d[q] != 0) {
-            return 0;
-        }
-        if (d[q + 1] == 1 && d[q + 2] < 0x20) {
-            model_id = d[q + 2];
-            q += 3;
-        }
-        else if (d[q + 1] == 2 && cend - q >= 7 && (d[q + 2] >> 5) == 1) {
-            model_id = (long)(((d[q + 2] & 0x1F) << 8) | d[q + 3]);
-            q += 4;
-        }
-        else {
-            return 0;
-        }
-        if (d[q] != 1 || d[q + 1] != 1 || d[q + 2] > 2) {
-            return 0;
-        }
-        unsigned ctype = d[q + 2];
-        q += 3;
-        PyObject *key = PyLong_FromLong(model_id);
-        if (key == NULL) {
-            return -1;
-        }
-        int known = PySequence_Contains(models, key);
-        Py_DECREF(key);
-        if (known <= 0) {
-            return known; /* 0: an unknown model, the general path names it */
-        }
-        /* polygons, at least one, ending exactly at the cluster's end */
-        if (q >= cend) {
-            return 0;
-        }
-        int first = 1;
-        while (q < cend) {
-            if (cend - q < 11 || d[q] != 2 || d[q + 2] != 0 || d[q + 3] != 1 || d[q + 4] > 2 ||
-                d[q + 5] != 1 || d[q + 6] != 1 || d[q + 7] > 2 || d[q + 8] != 3) {
-                return 0;
-            }
-            size_t npoints;
-            if (d[q + 1] == 9 && d[q + 9] == 1 && d[q + 10] < 0x20) {
-                npoints = d[q + 10];
-            }
-            else if (d[q + 1] == 10 && cend - q >= 12 && d[q + 9] == 2 &&
-                     (d[q + 10] >> 5) == 1) {
-                npoints = ((size_t)(d[q + 10] & 0x1F) << 8) | d[q + 11];
-            }
-            else {
-                return 0;
-            }
-            if (first && ctype == 0 && d[q + 4] != 0) {
-                return 0; /* a MODEL cluster must start with an OUTLOOP */
-            }
-            first = 0;
-            if (npoints > count - used) {
-                return 0;
-            }
-            used += npoints;
-            q += (size_t)d[q + 1] + 2;
-        }
-        pos = cend;
-    }
-
-    /* the point buffer's head: 03 and an lf_int of 1..4 bytes ending at points_at */
-    if (pos >= points_at || d[pos] != 3 || points_at - pos < 2) {
-        return 0;
-    }
-    unsigned pn = d[pos + 1] >> 5;
-    if (pn > 3 || pos + 2 + pn != points_at || lf_value(d, pos + 1, pn) != 8 * (uint64_t)count) {
-        return 0;
-    }
-    if (!all_finite(d + points_at, 2 * count)) {
-        return 0;
-    }
-    out->z = (double)z;
-    out->count = count;
-    out->used = used;
-    out->points_head = pos;
-    out->points_at = points_at;
-    return 1;
-}
-
 /* Shape(model_id, kind, loops, line_format) without running the dataclass __init__:
  * object.__new__ plus a ready __dict__, as reader._shape does in Python. */
 static PyObject *new_shape(long model_id, PyObject *kind, PyObject *loops, PyObject *format)
@@ -266,90 +112,234 @@ static PyObject *new_shape(long model_id, PyObject *kind, PyObject *loops, PyObj
     return shape;
 }
 
-/* The Shapes of a checked layer, in file order: the walk of check_layer again, this
- * time trusting the bytes. */
-static PyObject *build_shapes(const uint8_t *d, const layout_t *lay, PyObject *points)
+/* Append a new Shape to `shapes`; -1 with an exception set on failure. */
+static int append_shape(PyObject *shapes, long model_id, PyObject *kind, PyObject *loops,
+                        PyObject *format)
 {
-    PyObject *shapes = PyList_New(0);
-    if (shapes == NULL) {
-        return NULL;
+    PyObject *shape = new_shape(model_id, kind, loops, format);
+    if (shape == NULL) {
+        return -1;
     }
-    size_t pos = lay->clusters;
-    Py_ssize_t used = 0;
-    while (pos < lay->points_head) {
+    int failed = PyList_Append(shapes, shape);
+    Py_DECREF(shape);
+    return failed;
+}
+
+typedef enum { ACCEPTED, DECLINED, FAILED } outcome_t;
+
+/*
+ * Decode the layer at `offset` into `out` = (z, count, used, shapes) when it has the
+ * layout above: ACCEPTED. DECLINED for any other layer, FAILED with a Python exception
+ * set (memory, or an exception from the models mapping or make_points).
+ *
+ * One pass, and every byte is read once, checked, then used: Python code runs during
+ * the walk (the model lookup, make_points), and a buffer whose bytes change meanwhile
+ * (a file rewritten under its memory map) must not make a later step trust a value
+ * that an earlier step checked. The points are checked and viewed before the clusters
+ * are walked, as their place follows from the layer's length and point count; the
+ * Shapes are built as the walk goes and dropped if the layer is declined after all.
+ */
+static outcome_t walk_layer(PyObject *data, const uint8_t *d, size_t size, size_t offset,
+                            PyObject *models, PyObject **out)
+{
+    if (offset >= size || size - offset < 2 || d[offset] != 2) {
+        return DECLINED;
+    }
+    unsigned n = d[offset + 1] >> 5;
+    size_t body = offset + 2 + n;
+    if (body > size) {
+        return DECLINED;
+    }
+    uint64_t length = lf_value(d, offset + 1, n);
+    if (length > size - body) {
+        return DECLINED;
+    }
+    size_t end = body + (size_t)length;
+
+    /* z and the point count */
+    if (end - body < 9 || d[body] != 0 || d[body + 1] != 4 || d[body + 6] != 1) {
+        return DECLINED;
+    }
+    float z = f32_le(d + body + 2);
+    unsigned w = d[body + 7];
+    if (w < 1 || w > 3 || body + 8 + w > end || !isfinite(z)) {
+        return DECLINED;
+    }
+    unsigned first = d[body + 8];
+    if ((first >> 5) != w - 1) {
+        return DECLINED;
+    }
+    size_t count = first & 0x1F;
+    for (unsigned i = 1; i < w; i++) {
+        count = (count << 8) | d[body + 8 + i];
+    }
+    size_t pos = body + 8 + w;
+    if (count > (end - pos) / 8) {
+        return DECLINED;
+    }
+    size_t points_at = end - 8 * count;
+    if (!all_finite(d + points_at, 2 * count)) {
+        return DECLINED;
+    }
+
+    PyObject *call[3] = {data, PyLong_FromSize_t(points_at), PyLong_FromSize_t(count)};
+    PyObject *points = NULL;
+    if (call[1] != NULL && call[2] != NULL) {
+        points = PyObject_Vectorcall(make_points, call, 3, NULL);
+    }
+    Py_XDECREF(call[1]);
+    Py_XDECREF(call[2]);
+    if (points == NULL) {
+        return FAILED;
+    }
+    PyObject *shapes = PyList_New(0);
+    PyObject *loops = NULL; /* the loops of the MODEL cluster being walked */
+    outcome_t outcome = DECLINED;
+    if (shapes == NULL) {
+        outcome = FAILED;
+        goto done;
+    }
+
+    size_t used = 0;
+    while (pos < points_at && d[pos] == 2) {
+        /* cluster head */
+        if (points_at - pos < 3) {
+            goto done;
+        }
         size_t q, cend;
         unsigned b = d[pos + 1];
-        if (b < 0x20) {
+        if (b >= 0x11 && b <= 0x1F) {
             q = pos + 2;
             cend = q + b;
         }
-        else {
+        else if (b >= 0x20 && b <= 0x3F) {
             q = pos + 3;
             cend = q + (((size_t)(b & 0x1F) << 8) | d[pos + 2]);
         }
+        else {
+            goto done;
+        }
+        if (cend > points_at || cend - q < 6 || d[q] != 0) {
+            goto done;
+        }
+        /* model id and cluster type */
         long model_id;
-        if (d[q + 1] == 1) {
-            model_id = d[q + 2];
+        unsigned m1 = d[q + 1], m2 = d[q + 2];
+        if (m1 == 1 && m2 < 0x20) {
+            model_id = m2;
             q += 3;
         }
-        else {
-            model_id = (long)(((d[q + 2] & 0x1F) << 8) | d[q + 3]);
+        else if (m1 == 2 && cend - q >= 7 && (m2 >> 5) == 1) {
+            model_id = (long)(((m2 & 0x1F) << 8) | d[q + 3]);
             q += 4;
         }
+        else {
+            goto done;
+        }
         unsigned ctype = d[q + 2];
+        if (d[q] != 1 || d[q + 1] != 1 || ctype > 2) {
+            goto done;
+        }
         q += 3;
-        Py_ssize_t npolygons = 0;
-        for (size_t r = q; r < cend; r += (size_t)d[r + 1] + 2) {
-            npolygons++;
+        PyObject *key = PyLong_FromLong(model_id);
+        if (key == NULL) {
+            outcome = FAILED;
+            goto done;
         }
-        PyObject *loops = ctype == 0 ? PyTuple_New(npolygons) : NULL;
-        if (ctype == 0 && loops == NULL) {
-            goto fail;
+        int known = PySequence_Contains(models, key);
+        Py_DECREF(key);
+        if (known <= 0) {
+            outcome = known < 0 ? FAILED : DECLINED; /* unknown: the general path names it */
+            goto done;
         }
-        for (Py_ssize_t i = 0; i < npolygons; i++) {
-            Py_ssize_t npoints = d[q + 1] == 9 ? d[q + 10]
-                                               : (((d[q + 10] & 0x1F) << 8) | d[q + 11]);
-            unsigned format = d[q + 7];
-            q += (size_t)d[q + 1] + 2;
-            PyObject *loop = PySequence_GetSlice(points, used, used + npoints);
-            used += npoints;
+        /* polygons, at least one, ending exactly at the cluster's end */
+        if (q >= cend) {
+            goto done;
+        }
+        if (ctype == 0 && (loops = PyList_New(0)) == NULL) {
+            outcome = FAILED;
+            goto done;
+        }
+        while (q < cend) {
+            if (cend - q < 11) {
+                goto done;
+            }
+            unsigned len = d[q + 1], ptype = d[q + 4], format = d[q + 7];
+            if (d[q] != 2 || d[q + 2] != 0 || d[q + 3] != 1 || ptype > 2 || d[q + 5] != 1 ||
+                d[q + 6] != 1 || format > 2 || d[q + 8] != 3) {
+                goto done;
+            }
+            size_t npoints;
+            unsigned c1 = d[q + 10];
+            if (len == 9 && d[q + 9] == 1 && c1 < 0x20) {
+                npoints = c1;
+            }
+            else if (len == 10 && cend - q >= 12 && d[q + 9] == 2 && (c1 >> 5) == 1) {
+                npoints = ((size_t)(c1 & 0x1F) << 8) | d[q + 11];
+            }
+            else {
+                goto done;
+            }
+            if (ctype == 0 && PyList_GET_SIZE(loops) == 0 && ptype != 0) {
+                goto done; /* a MODEL cluster must start with an OUTLOOP */
+            }
+            if (npoints > count - used) {
+                goto done;
+            }
+            PyObject *loop = PySequence_GetSlice(points, (Py_ssize_t)used,
+                                                 (Py_ssize_t)(used + npoints));
             if (loop == NULL) {
-                Py_XDECREF(loops);
-                goto fail;
+                outcome = FAILED;
+                goto done;
             }
+            used += npoints;
+            q += (size_t)len + 2;
+            int failed;
             if (ctype == 0) {
-                PyTuple_SET_ITEM(loops, i, loop);
-                continue;
+                failed = PyList_Append(loops, loop);
             }
-            PyObject *single = PyTuple_Pack(1, loop);
+            else {
+                PyObject *single = PyTuple_Pack(1, loop);
+                PyObject *kind = ctype == 2 ? web_kinds[format] : support_kind;
+                failed = single == NULL ||
+                         append_shape(shapes, model_id, kind, single, formats[format]) < 0;
+                Py_XDECREF(single);
+            }
             Py_DECREF(loop);
-            if (single == NULL) {
-                goto fail;
+            if (failed) {
+                outcome = FAILED;
+                goto done;
             }
-            PyObject *kind = ctype == 2 ? web_kinds[format] : support_kind;
-            PyObject *shape = new_shape(model_id, kind, single, formats[format]);
-            Py_DECREF(single);
-            if (shape == NULL || PyList_Append(shapes, shape) < 0) {
-                Py_XDECREF(shape);
-                goto fail;
-            }
-            Py_DECREF(shape);
         }
         if (ctype == 0) {
-            PyObject *shape = new_shape(model_id, model_kind, loops, formats[0]);
-            Py_DECREF(loops);
-            if (shape == NULL || PyList_Append(shapes, shape) < 0) {
-                Py_XDECREF(shape);
-                goto fail;
+            PyObject *tuple = PyList_AsTuple(loops);
+            Py_CLEAR(loops);
+            int failed = tuple == NULL ||
+                         append_shape(shapes, model_id, model_kind, tuple, formats[0]) < 0;
+            Py_XDECREF(tuple);
+            if (failed) {
+                outcome = FAILED;
+                goto done;
             }
-            Py_DECREF(shape);
         }
         pos = cend;
     }
-    return shapes;
-fail:
-    Py_DECREF(shapes);
-    return NULL;
+
+    /* the point buffer's head: 03 and an lf_int of 1..4 bytes ending at points_at */
+    if (pos >= points_at || points_at - pos < 2 || d[pos] != 3) {
+        goto done;
+    }
+    unsigned pn = d[pos + 1] >> 5;
+    if (pn > 3 || pos + 2 + pn != points_at || lf_value(d, pos + 1, pn) != 8 * (uint64_t)count) {
+        goto done;
+    }
+    *out = Py_BuildValue("(dnnO)", (double)z, (Py_ssize_t)count, (Py_ssize_t)used, shapes);
+    outcome = *out == NULL ? FAILED : ACCEPTED;
+done:
+    Py_XDECREF(loops);
+    Py_XDECREF(shapes);
+    Py_DECREF(points);
+    return outcome;
 }
 
 PyDoc_STRVAR(read_layer_doc,
@@ -377,35 +367,19 @@ static PyObject *read_layer(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    layout_t lay;
+    /* Holding the buffer keeps its size fixed (a bytearray or mmap cannot be resized
+     * while exported), so the bounds checked in the walk stay true. */
     PyObject *result = NULL;
-    int ok = offset < 0 ? 0
-                        : check_layer((const uint8_t *)view.buf, (size_t)view.len,
-                                      (size_t)offset, args[2], &lay);
-    if (ok == 0) {
-        result = Py_NewRef(Py_None);
-    }
-    else if (ok > 0) {
-        PyObject *call[3] = {args[0], NULL, NULL};
-        call[1] = PyLong_FromSize_t(lay.points_at);
-        call[2] = PyLong_FromSize_t(lay.count);
-        PyObject *points = NULL;
-        if (call[1] != NULL && call[2] != NULL) {
-            points = PyObject_Vectorcall(make_points, call, 3, NULL);
-        }
-        Py_XDECREF(call[1]);
-        Py_XDECREF(call[2]);
-        if (points != NULL) {
-            PyObject *shapes = build_shapes((const uint8_t *)view.buf, &lay, points);
-            Py_DECREF(points);
-            if (shapes != NULL) {
-                result = Py_BuildValue("(dnnN)", lay.z, (Py_ssize_t)lay.count,
-                                       (Py_ssize_t)lay.used, shapes);
-            }
-        }
+    outcome_t outcome = DECLINED;
+    if (offset >= 0) {
+        outcome = walk_layer(args[0], (const uint8_t *)view.buf, (size_t)view.len,
+                             (size_t)offset, args[2], &result);
     }
     PyBuffer_Release(&view);
-    return result;
+    if (outcome == DECLINED) {
+        Py_RETURN_NONE;
+    }
+    return result; /* NULL with the exception set when FAILED */
 }
 
 PyDoc_STRVAR(configure_doc,
