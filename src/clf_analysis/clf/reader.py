@@ -637,18 +637,13 @@ class CLFFile:
         if points_at is None:
             if count:
                 raise buf.error(body, f"a point buffer for the {count} points declared {where}")
-            count = 0
+            count, points_at = 0, body  # no buffer and no points to view
         assert count is not None
-        if count and points_at is not None:
-            points = np.frombuffer(data, dtype="<f4", count=2 * count, offset=points_at)
-            if not np.isfinite(points).all():
-                bad = int(np.flatnonzero(~np.isfinite(points))[0])
-                raise buf.error(
-                    points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}"
-                )
-            points = points.reshape(-1, 2)
-        else:
-            points = _EMPTY_POINTS
+        points = _points(data, points_at, count)
+        finite = np.isfinite(points.ravel())
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise buf.error(points_at + 4 * bad, f"finite coordinates, found NaN or inf {where}")
         shapes: list[Shape] = []
         append = shapes.append
         used = 0
