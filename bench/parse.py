@@ -328,10 +328,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"input: {path}  {mb:.1f} MB, {n_layers} layers, {n_points:,} points")
-    if not COMPILED_WALKER:
-        print("project layers decoded by the general Python code (the C walker is not built)")
-    else:
+    if COMPILED_WALKER:
         print("project layers decoded by the compiled walker (clf_analysis.clf._layerwalk)")
+    else:
+        print("project layers decoded by the general Python code (the C walker is not built)")
     head = f"{'reader':<36} {'measured on':<28} {'time s':>8} {'MB/s':>8} {'layers/s':>9}"
     head += f" {'ratio':>8}"
     print(head)
