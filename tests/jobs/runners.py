@@ -55,6 +55,21 @@ def sleepy(
     return {"build_id": build_id, "steps": steps, "pid": os.getpid()}
 
 
+def priorities(
+    job_id: str,
+    build_id: str,
+    params: dict[str, Any],
+    progress: Progress,
+    is_cancelled: Callable[[], bool],
+) -> dict[str, Any]:
+    """Nice values of the job process and of a process it spawns (as the pipeline's pool)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pool_niceness = pool.apply(os.nice, (0,))
+    return {"job": os.nice(0), "pool": pool_niceness}
+
+
 def crash(
     job_id: str,
     build_id: str,

@@ -232,3 +232,15 @@ def test_worker_warns_when_the_compiled_walker_is_missing(
     warned = [r for r in caplog.records if "layer walker is not built" in r.getMessage()]
     assert len(warned) == (0 if built else 1)
     store.close()
+
+
+@pytest.mark.parametrize("niceness", [0, 7])
+def test_jobs_and_their_pools_run_at_the_configured_lower_priority(
+    store: JobStore, run_worker, niceness: int
+) -> None:
+    job = store.submit("b1", {}).job
+    run_worker(store, "priorities", settings={"job_niceness": niceness})
+    done = wait_for(store, job.id, finished)
+    assert done.state == "completed", done.error
+    expected = min(19, os.nice(0) + niceness)  # relative to the worker's own priority
+    assert done.result == {"job": expected, "pool": expected}

@@ -106,12 +106,16 @@ def _child_main(
     conn: Connection,
     cancel: Any,
     parent_pid: int,
+    niceness: int,
 ) -> None:
     """Entry point of the spawned child: run the runner, send back its result or error."""
     # A process group of its own: stopping the job reaches the processes the runner
     # starts (the pipeline's pool) too. Ctrl-C is for the worker; it decides how the
     # job ends.
     os.setpgid(0, 0)
+    # Lower priority, inherited by the runner's pool: CPU-bound analyses must not slow the
+    # API's answers or the heartbeats that keep this job's lease.
+    os.nice(niceness)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
@@ -208,7 +212,16 @@ class _JobRun(threading.Thread):
         cancel = ctx.Event()
         proc = ctx.Process(
             target=_child_main,
-            args=(w.runner, job.id, job.build_id, job.params, writer, cancel, os.getpid()),
+            args=(
+                w.runner,
+                job.id,
+                job.build_id,
+                job.params,
+                writer,
+                cancel,
+                os.getpid(),
+                w.settings.job_niceness,
+            ),
             name=f"clf-job-{job.id[:8]}",
         )
         proc.start()
