@@ -37,11 +37,12 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# Every benchmark runs and prints its figures; the exit status is non-zero when one of
+# them missed a goal.
 bench: $(STAMP)
-	$(BIN)/python bench/parse.py
-	$(BIN)/python bench/geometry.py
-	$(BIN)/python bench/analysis.py
-	$(BIN)/python bench/api.py
+	@status=0; for b in parse geometry analysis api; do \
+	  echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || status=1; \
+	done; exit $$status
 
 serve: $(STAMP)
 	$(BIN)/clf-analysis serve

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", type=int, default=24)
     parser.add_argument("--height", type=float, default=150.0)
@@ -119,7 +120,8 @@ def main() -> None:
     print(f"\nanalysis of {build_id} ({result.output_dir})")
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>22}  {note}")
+    return 0 if seconds < GOAL_SECONDS and memory.peak < GOAL_BYTES else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
