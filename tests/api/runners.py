@@ -8,6 +8,7 @@ exactly as for the real pipeline.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import struct
@@ -77,7 +78,11 @@ def write_fake_results(build_dir: Path, job_id: str, params: dict[str, Any]) -> 
 def quick(
     job_id: str, build_id: str, params: dict[str, Any], progress: Progress, is_cancelled: Any
 ) -> dict[str, Any]:
-    """Finishes in about half a second with a legacy-shaped result."""
+    """Finishes in about half a second with a legacy-shaped result; logs as the pipeline
+    does (a line with the job id, and a warning)."""
+    log = logging.getLogger("clf_analysis.pipeline.run")
+    log.info("analysis of %s started", build_id, extra={"job_id": job_id})
+    log.warning("stand-in runner: no real analysis", extra={"job_id": job_id})
     started = time.monotonic()
     for i, stage in enumerate(("open", "layers", "images")):
         progress(stage, i / 3, f"stage {stage}")

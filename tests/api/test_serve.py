@@ -167,6 +167,9 @@ def test_json_log_format_makes_every_line_a_json_object(
     # gunicorn's own lines (start, worker boot, access log) included, not only ours.
     served = serve_factory(midas, "--access-log", LOG_FORMAT="json")
     assert requests.get(f"{served.url}/livez", timeout=5).status_code == 200
+    # A job too: its child process logs through the same JSON handler.
+    job_id = requests.post(f"{served.url}/api/builds/271360/analyze", timeout=5).json()["job_id"]
+    wait_for(lambda: _job(served.url, job_id)["status"] == "completed")
     assert served.stop() == 0
     lines = [line for line in served.log().splitlines() if line.strip()]
     records = []
@@ -180,3 +183,7 @@ def test_json_log_format_makes_every_line_a_json_object(
     assert {"gunicorn.error", "gunicorn.access", "clf_analysis.serve"} <= by_logger, by_logger
     access = [r["message"] for r in records if r["logger"] == "gunicorn.access"]
     assert any("GET /livez" in m for m in access), access
+    from_job = [r for r in records if r.get("job_id") == job_id]
+    assert {"analysis of 271360 started", "stand-in runner: no real analysis"} <= {
+        r["message"] for r in from_job
+    }, from_job

@@ -107,8 +107,15 @@ def _child_main(
     cancel: Any,
     parent_pid: int,
     niceness: int,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Entry point of the spawned child: run the runner, send back its result or error."""
+    # A fresh interpreter: the pipeline's own log lines need the service's handler,
+    # level and format (one JSON object per line under LOG_FORMAT=json) here too.
+    from clf_analysis.cli.worker import configure_logging
+
+    configure_logging(log_level, log_format)
     # A process group of its own: stopping the job reaches the processes the runner
     # starts (the pipeline's pool) too. Ctrl-C is for the worker; it decides how the
     # job ends.
@@ -221,6 +228,8 @@ class _JobRun(threading.Thread):
                 cancel,
                 os.getpid(),
                 w.settings.job_niceness,
+                w.settings.log_level,
+                w.settings.log_format,
             ),
             name=f"clf-job-{job.id[:8]}",
         )
