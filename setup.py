@@ -2,7 +2,7 @@
 
 Everything else is declared in pyproject.toml. The extension is optional: where no C
 compiler is available the package installs without it and the reader decodes every
-layer with its general Python code (correct, ~20 % slower per layer).
+layer with its general Python code (correct, 2-3x slower to read a file: bench/parse.py).
 """
 
 from setuptools import Extension, setup

@@ -41,7 +41,8 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=100)
     drain_timeout: float = Field(default=30.0, ge=0)
     # Added to the worker's nice value for each job's processes (the analysis and its pool):
-    # on a shared machine the API and the workers' heartbeats answer first.
+    # within one scheduling group (container, session) heartbeats and an embedded API
+    # answer first.
     job_niceness: int = Field(default=10, ge=0, le=19)
     job_retention_days: float = Field(default=30.0, gt=0)
     exclusions_file: Path | None = None
