@@ -12,9 +12,10 @@
 # cache and no pip cache.
 
 ############################ builder ############################
-# The full image (same Python and Debian release as the slim runtime) brings gcc and the
-# Python headers that the C extension needs.
-FROM python:3.12 AS builder
+# The full image brings gcc and the Python headers that the C extension needs; both
+# stages name the same Debian release, so the compiled module links against the
+# runtime's own libc.
+FROM python:3.12-bookworm AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -32,7 +33,7 @@ COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 ############################ runtime ############################
-FROM python:3.12-slim AS runtime
+FROM python:3.12-slim-bookworm AS runtime
 
 ARG VERSION=1.0.0
 ARG VCS_REF=unknown
@@ -43,7 +44,7 @@ LABEL org.opencontainers.image.title="clf-abp-path-analysis" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.created="${BUILD_DATE}" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim"
+      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim-bookworm"
 
 # No apt packages are needed: the manylinux wheels of opencv-python-headless, numpy,
 # shapely, matplotlib and psycopg[binary] bundle their native libraries and only link
@@ -71,7 +72,8 @@ RUN groupadd --system --gid 10001 clf \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels \
       --requirement /wheels/requirements.txt /wheels/clf_analysis-*.whl \
- && clf-analysis --version
+ && clf-analysis --version \
+ && python -c "from clf_analysis.clf import COMPILED_WALKER; assert COMPILED_WALKER, 'CLF layer walker not built'"
 
 WORKDIR /app
 VOLUME ["/var/lib/clf-analysis"]

@@ -72,9 +72,16 @@ def test_multi_stage_on_python_slim():
     # The builder compiles the C layer walker, so it is the full image (gcc, headers) of
     # the same Python; everything after it runs on the slim one.
     assert STAGES[0].name == "builder"
-    assert STAGES[0].base == "python:3.12", STAGES[0].base
+    assert STAGES[0].base == "python:3.12-bookworm", STAGES[0].base
     for stage in STAGES[1:]:
-        assert stage.base == "python:3.12-slim", stage.base
+        assert stage.base == "python:3.12-slim-bookworm", stage.base
+
+
+def test_the_image_build_fails_without_the_compiled_walker():
+    # The extension is optional for pip (a compiler-less install still works), so the
+    # image checks that its builder did compile it.
+    installs = " ".join(i.args for i in FINAL.all("RUN") if "pip install" in i.args)
+    assert "assert COMPILED_WALKER" in installs
 
 
 def test_builder_gets_every_file_the_wheel_build_reads():

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from clf_analysis.clf import COMPILED_WALKER
+
 from .deploylib import ROOT
 
 BUILD_FILES = ("pyproject.toml", "setup.py", "README.md")
@@ -19,6 +21,10 @@ BUILD_FILES = ("pyproject.toml", "setup.py", "README.md")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not COMPILED_WALKER and not os.environ.get("CI"):
+        # This install could not compile the walker, so neither can this build; the
+        # package works without it. CI must build it (test_fast_paths fails there).
+        pytest.skip("no compiled layer walker on this machine (no C compiler?)")
     tree = tmp_path_factory.mktemp("context")
     for name in BUILD_FILES:
         shutil.copy(ROOT / name, tree / name)
