@@ -116,8 +116,9 @@ def _points(data: bytes | mmap.mmap, offset: int, count: int) -> LoopArray:
     return np.frombuffer(data, dtype="<f4", count=2 * count, offset=offset).reshape(-1, 2)
 
 
-_WriterLayer = tuple[float, int, int, list[Shape]]
-_Walker = Callable[[bytes | mmap.mmap, int, dict[int, Model]], _WriterLayer | None]
+# What a layer decoder returns: z, declared point count, points used, shapes in file order.
+_DecodedLayer = tuple[float, int, int, list[Shape]]
+_Walker = Callable[[bytes | mmap.mmap, int, dict[int, Model]], _DecodedLayer | None]
 
 
 def _load_walker() -> _Walker | None:
@@ -570,7 +571,7 @@ class CLFFile:
             )
         return Layer(z=z, shapes=tuple(shapes))
 
-    def _read_writer_layer(self, offset: int) -> _WriterLayer | None:
+    def _read_writer_layer(self, offset: int) -> _DecodedLayer | None:
         """Decode a layer laid out exactly as the writer emits it, in one pass of compiled
         code (`_layerwalk.c`); None if it is laid out in any other way, anything about it
         is wrong, or the extension is not built.
@@ -583,7 +584,7 @@ class CLFFile:
             return None
         return _walk_layer(self._buf.data, offset, self.models)
 
-    def _read_layer(self, offset: int) -> tuple[float, int, int, list[Shape]]:
+    def _read_layer(self, offset: int) -> _DecodedLayer:
         """Decode a layer in any layout the spec allows, or raise the error that it breaks."""
         buf = self._buf
         data = buf.data
