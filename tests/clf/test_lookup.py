@@ -24,3 +24,11 @@ def test_lookup_rules_of_spec_section_4():
     assert _one(0.31) == -1  # above the box
     assert _one(float("nan")) == -1
     assert layer_indices(np.array([], np.float32), [1.0], min_z=0, max_z=1, thickness=1)[0] == -1
+
+
+def test_repeated_layer_height_answers_with_the_first_of_them():
+    # float64 0.35 lies just above float32 0.35: the search lands after both copies.
+    zs = np.float32([0.3, 0.35, 0.35, 0.4])
+    for h in (0.35, float(np.float32(0.35)), 0.3500001, 0.3499999):
+        got = layer_indices(zs, [h], min_z=0.0, max_z=0.4, thickness=np.float32(0.05))
+        assert got.tolist() == [1], h

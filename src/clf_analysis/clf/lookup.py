@@ -28,7 +28,7 @@ def layer_indices(
 
     Outside [min_z, max_z] (the file box, inclusive) or farther than `thickness` from
     every layer: -1. Otherwise the nearest layer; equal distances (within float32
-    tolerance) choose the lower layer.
+    tolerance) choose the lower layer, and of layers at one height the first.
     """
     z64 = np.asarray(zs, dtype=np.float64)
     h = np.asarray(heights, dtype=np.float64).reshape(-1)
@@ -53,5 +53,8 @@ def layer_indices(
         & (hf <= max_z + tol)
         & (np.abs(z64[best] - hf) <= thickness + tol)
     )
+    # Equal layer heights: the first of them answers, whichever side the height fell on
+    # (a height just above their float32 value lands after the last of them).
+    best = np.searchsorted(z64, z64[best], side="left")
     out[ok] = best[ok]
     return out
