@@ -185,3 +185,47 @@ def test_a_legacy_post_without_body_or_type_is_still_accepted(served: ServeProce
     )
     assert answer.status == 202, answer
     assert json.loads(answer.body)["build_id"] == "300001"
+
+
+def test_a_stalled_body_the_app_never_reads_gets_one_answer_then_close(
+    served: ServeProcess,
+) -> None:
+    # The app answers without reading the body; gunicorn's own bounded drain then gives
+    # up on the connection. The read deadline must not add a second answer (a 408).
+    with _connect(served) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        sock.settimeout(30)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.count(b"HTTP/1.1 ") == 1
+
+
+def test_idle_time_between_kept_alive_requests_is_not_read_time(served: ServeProcess) -> None:
+    # Each request has its own deadline: a pause longer than READ_TIMEOUT (but within the
+    # keep-alive time, 5 s) before the next request on the same connection is fine.
+    request = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(request)
+        assert _one_answer(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(READ_TIMEOUT + 1)
+        sock.sendall(request)
+        assert _one_answer(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def _one_answer(sock: socket.socket) -> bytes:
+    """One response of a kept-alive connection (framed by its Content-Length)."""
+    sock.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
