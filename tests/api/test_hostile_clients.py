@@ -138,8 +138,15 @@ def test_slow_clients_do_not_starve_the_probes(served: ServeProcess, slow_socket
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
         (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 150 + b"\r\n", 431),
+        (b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
     ],
-    ids=["bad-request-line", "uri-too-long", "header-too-large", "too-many-headers"],
+    ids=[
+        "bad-request-line",
+        "uri-too-long",
+        "header-too-large",
+        "too-many-headers",
+        "unknown-transfer-coding",
+    ],
 )
 def test_the_servers_own_errors_are_problem_json(
     served: ServeProcess, request_bytes: bytes, status: int

@@ -255,7 +255,7 @@ def test_a_child_killed_by_sigkill_is_retried_then_fails_with_the_reason(
     assert done.state == "failed" and done.attempts == 2
     assert done.error["type"] == "crash" and done.error["signal"] == "SIGKILL"
     assert done.error["message"] == (
-        "analysis process killed by SIGKILL (possibly out of memory) (2 of 2 attempts used)"
+        "analysis process killed by SIGKILL (possibly out of memory); 2 of 2 attempts used"
     )
     events = [e for e in store.events(job.id) if e.kind != "stage"]
     assert [e.kind for e in events] == ["submitted", "claimed", "requeued", "claimed", "failed"]

@@ -739,7 +739,7 @@ class JobStore:
                 kind = "failed"
                 error = {
                     **error,
-                    "message": f"{reason} ({attempts} of {max_attempts} attempts used)",
+                    "message": f"{reason}; {attempts} of {max_attempts} attempts used",
                     "attempts": attempts,
                 }
                 values = dict(
