@@ -116,7 +116,7 @@ class ApiThreadWorker(ThreadWorker):  # type: ignore[misc]
         capture = _ErrorPageCapture()
         super().handle_error(req, capture, addr, exc)
         status, reason = _status_line(bytes(capture.data))
-        # A 5xx here is a server fault: its text stays in the log, not in the answer.
+        # A 500 here is a server fault: its text stays in the log, not in the answer.
         detail = str(exc)[:300] if status != 500 and str(exc) else reason
         _send_problem(client, status, reason, detail, instance)
 
