@@ -51,6 +51,9 @@ class Settings(BaseModel):
     plate_size_mm: float = Field(default=210.0, gt=0, le=2000)
     plate_px_per_mm: float = Field(default=10.0, gt=0, le=100)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Seconds one request may take to arrive, from its first byte to its last: a client
+    # trickling its headers or body must not hold an HTTP thread for longer.
+    request_read_timeout: float = Field(default=10.0, gt=0, le=300)
     # Build packages come from a share we do not control: bounds checked before reading.
     archive_max_members: int = Field(default=20_000, gt=0)
     archive_max_total_bytes: int = Field(default=8 * 1024**3, gt=0)

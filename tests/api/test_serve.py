@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_plain_gunicorn_runs_the_app_factory_from_the_environment(
 ) -> None:
     # The documented production entry point, without `serve` (and without job workers).
     port = free_port()
-    env = serve_env(midas, tmp_path / "state", WORKER_CONCURRENCY="0")
+    env = serve_env(midas, tmp_path / "state", WORKER_CONCURRENCY="0", REQUEST_READ_TIMEOUT="1")
     gunicorn = CLI.parent / "gunicorn"
     proc = subprocess.Popen(
         [
@@ -136,6 +137,10 @@ def test_plain_gunicorn_runs_the_app_factory_from_the_environment(
             f"127.0.0.1:{port}",
             "--workers",
             "1",
+            "--worker-class",
+            "clf_analysis.api.gunicorn_worker.ApiThreadWorker",
+            "--threads",
+            "2",
             "--no-control-socket",
             "clf_analysis.api:create_app()",
         ],
@@ -149,6 +154,15 @@ def test_plain_gunicorn_runs_the_app_factory_from_the_environment(
         accepted = requests.post(f"{url}/api/builds/271360/analyze", timeout=5)
         assert accepted.status_code == 202
         assert requests.get(url + accepted.headers["Location"], timeout=5).status_code == 200
+        # The worker class read REQUEST_READ_TIMEOUT from the environment.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")  # and no end of headers
+            answer = b""
+            while chunk := slow.recv(65536):  # until the server closes the connection
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"application/problem+json" in answer
+        assert b"not received within 1 s" in answer
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0

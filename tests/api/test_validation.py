@@ -11,6 +11,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from clf_analysis.jobs.store import JobStore
+
 from .conftest import LiveServer, assert_problem
 
 JSON = "application/json"
@@ -26,8 +28,6 @@ JSON = "application/json"
         ("null", JSON, 400),
         ("", JSON, 400),
         ("", None, 400),
-        ('{"build_id": "271360"}', "text/plain", 400),
-        ("build_id=271360", "application/x-www-form-urlencoded", 400),
         ("\xff\xfe", JSON, 400),
         ("[" * 50_000, JSON, 400),  # nesting deeper than the parser's recursion limit
     ],
@@ -39,6 +39,81 @@ def test_malformed_bodies_of_analyze_are_400(
     if content_type:
         kwargs["content_type"] = content_type
     assert_problem(client.post("/api/analyze", **kwargs), status)
+
+
+@pytest.mark.parametrize("route", ["/api/analyze", "/api/builds/271360/analyze"])
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("", "application/x-www-form-urlencoded"),  # a plain HTML form posting nothing
+        ("build_id=271360", "application/x-www-form-urlencoded"),
+        ("", "text/plain"),
+        ('{"build_id": "271360"}', "text/plain; charset=utf-8"),
+        ("", "multipart/form-data; boundary=x"),
+        ("{}", "application/x-json"),
+        ("", "application/jsonp"),
+    ],
+)
+def test_non_json_content_types_are_415_whatever_the_body_and_start_nothing(
+    client: FlaskClient, store: JobStore, route: str, data: str, content_type: str
+) -> None:
+    # Text and form posts are "simple" cross-site requests: any web page can send them.
+    problem = assert_problem(client.post(route, data=data, content_type=content_type), 415)
+    assert problem["type"] == "/problems/unsupported-content-type"
+    assert content_type.split(";")[0] in problem["message"]
+    assert store.list_jobs(limit=10, offset=0)[1] == 0
+
+
+@pytest.mark.parametrize("content_type", [None, JSON, "application/problem+json"])
+def test_build_route_takes_an_empty_body_without_a_type_or_with_a_json_one(
+    client: FlaskClient, content_type: str | None
+) -> None:
+    # Legacy clients post no body and no Content-Type.
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/api/builds/271360/analyze", headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"build_id": "271360", "create_composite_views": "yes"}, "create_composite_views"),
+        ({"build_id": "271360", "create_composite_views": 1}, "create_composite_views"),
+        ({"build_id": "271360", "create_composite_views": 0}, "create_composite_views"),
+        ({"build_id": "271360", "pathdata": "off"}, "pathdata"),
+        ({"build_id": "271360", "pathdata": 0}, "pathdata"),
+        ({"build_id": "271360", "pathdata": "false"}, "pathdata"),
+        ({"build_id": "271360", "holes_interval": True}, "holes_interval"),
+        ({"build_id": "271360", "holes_interval": "nan"}, "holes_interval"),
+        ({"build_id": "271360", "holes_interval": "1_0"}, "holes_interval"),
+        ({"build_id": "271360", "holes_interval": " 10"}, "holes_interval"),
+        ({"build_id": "271360", "hole_heights": ["5"]}, "hole_heights"),
+        ({"build_id": "271360", "clean_platform_heights": [1, True]}, "clean_platform_heights"),
+        ({"build_id": 271360.0}, "build_id"),
+    ],
+)
+def test_loose_types_are_422_naming_the_field(
+    client: FlaskClient, store: JobStore, body: dict[str, Any], field: str
+) -> None:
+    problem = assert_problem(client.post("/api/analyze", json=body), 422)
+    assert field in problem["message"]
+    assert any(e["field"].startswith(field) for e in problem["errors"])
+    assert store.list_jobs(limit=10, offset=0)[1] == 0
+
+
+@pytest.mark.parametrize("field", ["clean_platform_heights", "hole_heights"])
+def test_more_than_100_heights_are_422_naming_field_and_limit(
+    client: FlaskClient, field: str
+) -> None:
+    heights = [round(0.1 * i, 1) for i in range(101)]
+    problem = assert_problem(
+        client.post("/api/analyze", json={"build_id": "271360", field: heights}), 422
+    )
+    assert [e["field"] for e in problem["errors"]] == [field]
+    assert "at most 100 heights, got 101" in problem["errors"][0]["message"]
+    accepted = client.post("/api/analyze", json={"build_id": "271360", field: heights[:100]})
+    assert accepted.status_code == 202
+    assert len(accepted.get_json()["job"]["params"][field]) == 100
 
 
 @pytest.mark.parametrize(

@@ -130,3 +130,22 @@ def not_a_number(
 ) -> dict[str, Any]:
     """A result PostgreSQL's json type would refuse."""
     return {"success": True, "ratio": float("nan")}
+
+
+def killed(
+    job_id: str, build_id: str, params: dict[str, Any], progress: Progress, is_cancelled: Any
+) -> dict[str, Any]:
+    """Dies of SIGKILL as under the OOM killer; with `survive_after`, only that many times
+    (attempts are counted in marker files there), then completes."""
+    import signal
+
+    progress("images", 0.5, "rendering")
+    marker_dir = params.get("survive_after")
+    if marker_dir is not None:
+        earlier = len(list(Path(marker_dir).glob("*.attempt")))
+        if earlier >= int(params["kills"]):
+            return {"build_id": build_id, "attempts_before": earlier}
+        Path(marker_dir, f"{os.getpid()}.attempt").write_text("")
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(60)  # never reached: the signal cannot be caught
+    return {}

@@ -244,3 +244,37 @@ def test_jobs_and_their_pools_run_at_the_configured_lower_priority(
     assert done.state == "completed", done.error
     expected = min(19, os.nice(0) + niceness)  # relative to the worker's own priority
     assert done.result == {"job": expected, "pool": expected}
+
+
+def test_a_child_killed_by_sigkill_is_retried_then_fails_with_the_reason(
+    store: JobStore, run_worker
+) -> None:
+    job = store.submit("b1", {}, max_attempts=2).job
+    run_worker(store, "killed")
+    done = wait_for(store, job.id, finished)
+    assert done.state == "failed" and done.attempts == 2
+    assert done.error["type"] == "crash" and done.error["signal"] == "SIGKILL"
+    assert done.error["message"] == (
+        "analysis process killed by SIGKILL (possibly out of memory); 2 of 2 attempts used"
+    )
+    events = [e for e in store.events(job.id) if e.kind != "stage"]
+    assert [e.kind for e in events] == ["submitted", "claimed", "requeued", "claimed", "failed"]
+    requeued = events[2].detail
+    assert requeued["reason"] == "analysis process killed by SIGKILL (possibly out of memory)"
+    assert (requeued["attempts"], requeued["max_attempts"]) == (1, 2)
+    store.close()
+
+
+def test_a_child_killed_by_sigkill_once_completes_on_the_next_attempt(
+    store: JobStore, run_worker, tmp_path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    job = store.submit("b1", {"survive_after": str(markers), "kills": 1}).job
+    run_worker(store, "killed")
+    done = wait_for(store, job.id, finished)
+    assert done.state == "completed" and done.attempts == 2
+    assert done.result == {"build_id": "b1", "attempts_before": 1}
+    kinds = [e.kind for e in store.events(job.id) if e.kind != "stage"]
+    assert kinds == ["submitted", "claimed", "requeued", "claimed", "completed"]
+    store.close()

@@ -1,7 +1,9 @@
 """The HTTP API: a Flask app factory and one blueprint per resource.
 
-gunicorn entry point: `gunicorn 'clf_analysis.api:create_app()'` (settings from the
-environment). Nothing happens at import time; every call builds an independent app.
+gunicorn entry point: `gunicorn -k clf_analysis.api.gunicorn_worker.ApiThreadWorker
+--threads 8 'clf_analysis.api:create_app()'` (settings from the environment; the worker
+class is what `clf-analysis serve` runs: a read deadline per request and problem+json
+errors). Nothing happens at import time; every call builds an independent app.
 """
 
 from __future__ import annotations

@@ -22,6 +22,19 @@ PROBLEM_MIME = "application/problem+json"
 PROBLEM_BASE = "/problems/"
 
 
+class ClientTooSlow(Exception):
+    """The client did not send its whole request within REQUEST_READ_TIMEOUT (answered 408).
+
+    Raised by the HTTP server's socket reads (api.gunicorn_worker), so also from inside
+    the app while it reads a body. Deliberately not an OSError: werkzeug would turn that
+    into a "client disconnected" 400.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request was not received within {seconds:g} s")
+        self.seconds = seconds
+
+
 class ApiError(Exception):
     """An error the API answers on purpose; raised by handlers and request parsing."""
 
@@ -54,6 +67,30 @@ def problem_response(
     **extra: Any,
 ) -> Response:
     """A problem+json response carrying both RFC 9457 and legacy members."""
+    body = problem_body(
+        http_status,
+        title,
+        detail,
+        kind=kind,
+        instance=request.path if request else None,
+        **extra,
+    )
+    response = Response(
+        json.dumps(body), status=http_status, mimetype=PROBLEM_MIME, headers=headers or {}
+    )
+    return response
+
+
+def problem_body(
+    http_status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The members of every error answer, also those the HTTP server sends itself."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + kind if kind else "about:blank",
         "title": title,
@@ -61,15 +98,12 @@ def problem_response(
         "http_status": http_status,
         "detail": detail,
         "message": detail,
-        "instance": request.path if request else None,
+        "instance": instance,
     }
     # Extra members never override the mandatory ones: a caller cannot break the contract.
     for key, value in extra.items():
         body.setdefault(key, value)
-    response = Response(
-        json.dumps(body), status=http_status, mimetype=PROBLEM_MIME, headers=headers or {}
-    )
-    return response
+    return body
 
 
 def validation_problem(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ApiError:
@@ -102,6 +136,11 @@ def register_error_handlers(app: Flask) -> None:
             headers=exc.headers,
             **exc.extra,
         )
+
+    @app.errorhandler(ClientTooSlow)
+    def _too_slow(exc: ClientTooSlow) -> Response:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return problem_response(408, "Request Timeout", str(exc), kind="request-timeout")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

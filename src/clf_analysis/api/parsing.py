@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import HTTPException
 
-from clf_analysis.api.errors import ApiError
+from clf_analysis.api.errors import ApiError, ClientTooSlow
 from clf_analysis.api.service import service
 from clf_analysis.build.discovery import InvalidBuildId, validate_build_id
 
@@ -29,16 +30,26 @@ def _is_json_mimetype(mimetype: str) -> bool:
 def json_object_body(*, required: bool) -> dict[str, Any]:
     """The request body as a JSON object; {} for an empty optional body.
 
-    A missing Content-Type is read as JSON (legacy scripts posted without one); an explicit
-    non-JSON type is refused, which also keeps cross-site "simple" form/text POSTs out.
+    A missing Content-Type is read as JSON (legacy scripts posted without one). An explicit
+    non-JSON type is refused with 415 whatever the body, an empty one included: a web page
+    can send text and form types cross-site without a preflight, so honouring them would
+    let any page start analyses.
     """
+    mimetype = request.mimetype
+    if mimetype and not _is_json_mimetype(mimetype):
+        raise ApiError(
+            415,
+            "Unsupported Media Type",
+            f"unsupported Content-Type {mimetype!r}; send application/json (or no body)",
+            kind="unsupported-content-type",
+        )
     limit = service().settings.max_body_bytes
     too_large = ApiError(413, "Content Too Large", f"request body larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     # A chunked body is cut by werkzeug at MAX_CONTENT_LENGTH (limit + 1) without an error,
     # so a body that reached limit + 1 bytes is known to be too large.
-    raw = request.get_data(cache=True)
+    raw = _body_bytes()
     if len(raw) > limit:
         raise too_large
     if not raw.strip():
@@ -47,14 +58,6 @@ def json_object_body(*, required: bool) -> dict[str, Any]:
                 400, "Bad Request", "a JSON object body is required", kind="body-required"
             )
         return {}
-    mimetype = request.mimetype
-    if mimetype and not _is_json_mimetype(mimetype):
-        raise ApiError(
-            400,
-            "Bad Request",
-            f"unsupported Content-Type {mimetype!r}; send application/json",
-            kind="unsupported-content-type",
-        )
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -70,6 +73,22 @@ def json_object_body(*, required: bool) -> dict[str, Any]:
             kind="not-an-object",
         )
     return data
+
+
+def _body_bytes() -> bytes:
+    try:
+        return request.get_data(cache=True)
+    except (HTTPException, ClientTooSlow):
+        raise  # 413, a client that went away (400), too slow (408): already answered right
+    except Exception as exc:
+        # Reading a body fails only on what the client sent: a malformed chunk size or
+        # terminator (the HTTP server's own error type, unknown here) is a 400, not a 500.
+        raise ApiError(
+            400,
+            "Bad Request",
+            f"the request body cannot be read: {str(exc)[:200] or type(exc).__name__}",
+            kind="unreadable-body",
+        ) from None
 
 
 def build_id_arg(value: str) -> str:

@@ -208,6 +208,7 @@ def _run_gunicorn(
     from gunicorn.arbiter import Arbiter
     from gunicorn.glogging import Logger
 
+    from clf_analysis.api.gunicorn_worker import ApiThreadWorker
     from clf_analysis.cli.worker import JsonFormatter, configure_logging
 
     # A fresh (spawned) interpreter: the app's own loggers (500 incidents, readiness
@@ -236,12 +237,16 @@ def _run_gunicorn(
                 for handler in logger.handlers:
                     handler.setFormatter(JsonFormatter())
 
+    class HttpWorker(ApiThreadWorker):
+        read_timeout = settings.request_read_timeout
+
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options = {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
-                "worker_class": "gthread",
+                # gthread, plus a read deadline per request and problem+json error pages.
+                "worker_class": HttpWorker,
                 "threads": threads,
                 "timeout": 60,
                 "graceful_timeout": HTTP_STOP_GRACE,

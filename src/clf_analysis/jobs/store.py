@@ -696,6 +696,69 @@ class JobStore:
             self._event(conn, job_id, kind, {"worker": worker_id, "reason": reason}, now)
         return True
 
+    def retry(self, job_id: str, worker_id: str, error: dict[str, Any]) -> bool:
+        """running → queued for another attempt (this one counted), or failed with `error`
+        once max_attempts are used; False when the job is not running under this worker.
+
+        For attempts that died of something another attempt may survive (the OOM killer's
+        SIGKILL), as an expired lease is. A cancel requested meanwhile wins: cancelled.
+        """
+        now = utcnow()
+        mine = (jobs.c.id == job_id, jobs.c.state == "running", jobs.c.lease_owner == worker_id)
+        pick = select(jobs.c.attempts, jobs.c.max_attempts, jobs.c.cancel_requested).where(*mine)
+        if self._is_pg:
+            pick = pick.with_for_update()
+        reason = str(error.get("message"))
+        with self._write() as conn:
+            row = conn.execute(pick).first()
+            if row is None:
+                return False
+            attempts, max_attempts, cancel = row
+            detail: dict[str, Any] = {
+                "worker": worker_id,
+                "reason": reason,
+                "attempts": attempts,
+                "max_attempts": max_attempts,
+            }
+            if cancel:
+                kind = "cancelled"
+                values: dict[str, Any] = dict(
+                    state="cancelled", finished_at=now, message="cancelled"
+                )
+            elif attempts < max_attempts:
+                kind = "requeued"
+                values = dict(
+                    state="queued",
+                    started_at=None,
+                    heartbeat_at=None,
+                    progress=0.0,
+                    stage=None,
+                    message=f"requeued: {reason}",
+                )
+            else:
+                kind = "failed"
+                error = {
+                    **error,
+                    "message": f"{reason}; {attempts} of {max_attempts} attempts used",
+                    "attempts": attempts,
+                }
+                values = dict(
+                    state="failed", finished_at=now, error=error, message=error["message"]
+                )
+                detail.update(type=error.get("type"), message=error["message"])
+            # Guarded like every transition, though the row is already locked (PostgreSQL)
+            # or the database is (SQLite's BEGIN IMMEDIATE).
+            res = conn.execute(
+                update(jobs)
+                .where(*mine)
+                .values(**values, updated_at=now, lease_owner=None, lease_expires_at=None)
+            )
+            if res.rowcount != 1:
+                return False
+            self._event(conn, job_id, kind, detail, now)
+        log.warning("job %s after: %s", kind, reason, extra={"job_id": job_id})
+        return True
+
     def requeue_expired(self) -> list[str]:
         """Expired leases → queued, or failed "worker lost" after max_attempts; their ids.
 

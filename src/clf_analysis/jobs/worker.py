@@ -11,7 +11,10 @@ How an attempt ends:
 - the runner raises → failed with the exception's type and message (and `stage`, `file`,
   `layer`, `to_problem()` when the exception offers them) — or cancelled/released when a
   cancel/shutdown had been asked for, because raising is how runners honour is_cancelled;
-- the child dies without an answer (os._exit, segfault, OOM kill) → failed "crash" with
+- the child is killed by SIGKILL that the worker did not send (the kernel's OOM killer,
+  most likely) → requeued like a lost worker, the attempt counted and the reason in the
+  "requeued" event; once MAX_ATTEMPTS are used, failed "crash" with that reason;
+- the child dies otherwise without an answer (os._exit, segfault) → failed "crash" with
   the exit code. We do not requeue: a deterministic crash would just crash again, and an
   expired lease already covers the case where the whole worker is lost;
 - JOB_TIMEOUT exceeded → killed, failed "timeout";
@@ -352,7 +355,14 @@ class _JobRun(threading.Thread):
             )
             self._finish(lambda: store.fail(job.id, wid, outcome[1]))
             return
-        self._finish(lambda: store.fail(job.id, wid, _crash_error(proc.exitcode)))
+        crash = _crash_error(proc.exitcode)
+        if proc.exitcode == -signal.SIGKILL:
+            # Nobody here sent it (our kills have a reason, handled above): the kernel's OOM
+            # killer, most likely. A large build may fit next time, on another worker or
+            # beside fewer jobs, so this attempt counts and the job goes back to the queue.
+            self._finish(lambda: store.retry(job.id, wid, crash))
+            return
+        self._finish(lambda: store.fail(job.id, wid, crash))
 
 
 def _killed_by_shutdown(exitcode: int | None) -> bool:
@@ -365,7 +375,11 @@ def _crash_error(exitcode: int | None) -> dict[str, Any]:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else "?"
         error["signal"] = name
-        error["message"] = f"analysis process killed by signal {-exitcode} ({name})"
+        error["message"] = (
+            "analysis process killed by SIGKILL (possibly out of memory)"
+            if -exitcode == signal.SIGKILL
+            else f"analysis process killed by signal {-exitcode} ({name})"
+        )
     else:
         error["message"] = f"analysis process exited with code {exitcode} without a result"
     return error

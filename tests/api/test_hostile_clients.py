@@ -1,0 +1,238 @@
+"""Clients that misbehave on the wire, against a real `clf-analysis serve` (gunicorn).
+
+Slow senders must not hold the HTTP threads, and every error the server answers itself,
+before the app sees a request, is problem+json like the app's own.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from .conftest import ServeProcess, make_midas, serve_env, start_serve
+
+THREADS = 2
+READ_TIMEOUT = 2.0
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def problem(self) -> dict:
+        assert self.headers.get("content-type") == "application/problem+json", self
+        body = json.loads(self.body)
+        assert body["status"] == "error" and body["http_status"] == self.status
+        assert body["message"] == body["detail"] and body["message"]
+        assert {"type", "title", "instance"} <= set(body)
+        return body
+
+
+def read_answer(sock: socket.socket, timeout: float = 30.0) -> RawAnswer:
+    """Everything the server sends until it closes the connection, parsed."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawAnswer(int(lines[0].split()[1]), headers, body)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One HTTP worker with two threads, as in the report that found the starvation."""
+    root = tmp_path_factory.mktemp("hostile")
+    env = serve_env(
+        make_midas(root),
+        root / "state",
+        WORKER_CONCURRENCY="0",
+        REQUEST_READ_TIMEOUT=str(READ_TIMEOUT),
+    )
+    server = start_serve(env, root / "serve.log", "--workers", "1", "--threads", str(THREADS))
+    yield server
+    server.stop(signal.SIGKILL, timeout=10)
+
+
+def _connect(served: ServeProcess) -> socket.socket:
+    host, port = served.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _jobs_of(served: ServeProcess, build_id: str) -> int:
+    answer = requests.get(f"{served.url}/api/jobs?build_id={build_id}", timeout=10)
+    return int(answer.json()["total"])
+
+
+def _send(served: ServeProcess, data: bytes) -> RawAnswer:
+    with _connect(served) as sock:
+        sock.sendall(data)
+        return read_answer(sock)
+
+
+class _Trickler(threading.Thread):
+    """Sends a request's headers one byte every 0.2 s: never finishing them in time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        data = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: 1\r\n" * 10_000
+        for byte in data:
+            if self.stop.wait(0.2):
+                return
+            try:
+                self.sock.sendall(bytes([byte]))
+            except OSError:  # the server gave up on us: that is the point
+                return
+
+
+@pytest.mark.parametrize("slow_sockets", [THREADS, THREADS + 1])
+def test_slow_clients_do_not_starve_the_probes(served: ServeProcess, slow_sockets: int) -> None:
+    stalled_body = (
+        b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    socks = [_connect(served) for _ in range(slow_sockets)]
+    trickler = _Trickler(socks[0])
+    try:
+        trickler.start()
+        for sock in socks[1:]:
+            sock.sendall(stalled_body)  # and then nothing of the 999 other bytes
+        time.sleep(0.5)  # let them take the threads
+        # Generous: each slow request is cut after READ_TIMEOUT, so the probe waits a few
+        # of those at most; without the bound it waited for as long as the sockets lived.
+        livez = requests.get(served.url + "/livez", timeout=5 * READ_TIMEOUT + 5)
+        assert livez.status_code == 200
+        answers = [read_answer(sock) for sock in socks]
+    finally:
+        trickler.stop.set()
+        for sock in socks:
+            sock.close()
+    for answer in answers:
+        assert answer.status == 408
+        assert answer.problem()["type"] == "/problems/request-timeout"
+    assert answers[1].problem()["instance"] == "/api/analyze"  # the app answered that one
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 150 + b"\r\n", 431),
+        (b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    ],
+    ids=[
+        "bad-request-line",
+        "uri-too-long",
+        "header-too-large",
+        "too-many-headers",
+        "unknown-transfer-coding",
+    ],
+)
+def test_the_servers_own_errors_are_problem_json(
+    served: ServeProcess, request_bytes: bytes, status: int
+) -> None:
+    answer = _send(served, request_bytes)
+    assert answer.status == status
+    problem = answer.problem()
+    assert "<html>" not in answer.body.decode("latin-1")
+    assert problem["instance"] is None  # no request was read
+
+
+def test_malformed_chunk_size_is_400_problem_and_starts_nothing(served: ServeProcess) -> None:
+    answer = _send(
+        served,
+        b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b'zz\r\n{"build_id": "271360"}\r\n0\r\n\r\n',
+    )
+    assert answer.status == 400
+    problem = answer.problem()
+    assert problem["type"] == "/problems/unreadable-body"
+    assert "chunk" in problem["message"].lower()
+    assert _jobs_of(served, "271360") == 0
+
+
+def test_a_form_post_with_an_empty_body_is_415_and_starts_nothing(served: ServeProcess) -> None:
+    answer = _send(
+        served,
+        b"POST /api/builds/271360/analyze HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert answer.status == 415
+    assert answer.problem()["type"] == "/problems/unsupported-content-type"
+    assert _jobs_of(served, "271360") == 0
+
+
+def test_a_legacy_post_without_body_or_type_is_still_accepted(served: ServeProcess) -> None:
+    answer = _send(
+        served,
+        b"POST /api/builds/300001/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert answer.status == 202, answer
+    assert json.loads(answer.body)["build_id"] == "300001"
+
+
+def test_a_stalled_body_the_app_never_reads_gets_one_answer_then_close(
+    served: ServeProcess,
+) -> None:
+    # The app answers without reading the body; gunicorn's own bounded drain then gives
+    # up on the connection. The read deadline must not add a second answer (a 408).
+    with _connect(served) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        sock.settimeout(30)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.count(b"HTTP/1.1 ") == 1
+
+
+def test_idle_time_between_kept_alive_requests_is_not_read_time(served: ServeProcess) -> None:
+    # Each request has its own deadline: a pause longer than READ_TIMEOUT (but within the
+    # keep-alive time, 5 s) before the next request on the same connection is fine.
+    request = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(request)
+        assert _one_answer(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(READ_TIMEOUT + 1)
+        sock.sendall(request)
+        assert _one_answer(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def _one_answer(sock: socket.socket) -> bytes:
+    """One response of a kept-alive connection (framed by its Content-Length)."""
+    sock.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
