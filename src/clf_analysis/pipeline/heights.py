@@ -8,6 +8,12 @@ from collections.abc import Iterable
 import numpy as np
 
 DECIMALS = 4
+# The legacy `layers[]` of platform_info.json: each file answers a sample height with its
+# nearest layer within ±1 mm (the legacy's window). Samples every 2 mm, on even
+# millimetres, are the sparsest whose windows still reach every layer, so every file with
+# a layer is listed; denser samples would only repeat near-identical entries.
+LEGACY_SAMPLE_STEP_MM = 2.0
+LEGACY_SAMPLE_WINDOW_MM = 1.0
 
 
 def height_name(z: float) -> str:
@@ -56,6 +62,20 @@ def hole_view_heights(
     if requested is not None:
         heights.update(round(float(h), DECIMALS) for h in requested)
     return sorted(heights)
+
+
+def legacy_sample_candidates(bottom: float, top: float) -> list[float]:
+    """Sample heights (2 mm apart, on even millimetres) whose window can reach [bottom, top]."""
+    step, window = LEGACY_SAMPLE_STEP_MM, LEGACY_SAMPLE_WINDOW_MM
+    first = math.floor((bottom - window) / step)
+    last = math.ceil((top + window) / step)
+    return [round(k * step, 2) for k in range(max(first, 0), last + 1)]
+
+
+def legacy_sample_range(first: float, last: float) -> list[float]:
+    """Every sample height from `first` to `last`, both samples themselves."""
+    step = LEGACY_SAMPLE_STEP_MM
+    return [round(k * step, 2) for k in range(round(first / step), round(last / step) + 1)]
 
 
 def snap_to_grid(z: float, grid: np.ndarray) -> int | None:
