@@ -105,7 +105,8 @@ def build_platform_info(
         "non_identifier_views": None,
         "closed_paths_summary": closed_summary,
         "closed_paths_by_part": {
-            keys[k]: c.closed_summary() for k, c in sorted(counts.by_part.items())
+            keys[k]: {**c.closed_summary(), "folder": k[0], "file": k[1], "model_id": k[2]}
+            for k, c in sorted(counts.by_part.items())
         },
         "global_height_info": _height_info(results, grid, top, thickness),
         "folder_info": _folder_info(included, excluded),
