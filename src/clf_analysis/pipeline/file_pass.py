@@ -227,7 +227,7 @@ def _legacy_sample_layers(clf: CLFFile) -> dict[int, list[float]]:
     if not len(clf):
         return {}
     zs = np.asarray(clf.zs, dtype=np.float64)
-    heights = H.legacy_sample_candidates(float(zs[0]), float(zs[-1]))
+    heights = H.legacy_sample_candidates(zs).tolist()
     found = layer_indices(
         zs, heights, min_z=-np.inf, max_z=np.inf, thickness=H.LEGACY_SAMPLE_WINDOW_MM
     )

@@ -64,12 +64,17 @@ def hole_view_heights(
     return sorted(heights)
 
 
-def legacy_sample_candidates(bottom: float, top: float) -> list[float]:
-    """Sample heights (2 mm apart, on even millimetres) whose window can reach [bottom, top]."""
+def legacy_sample_candidates(zs: np.ndarray) -> np.ndarray:
+    """Sample heights (on the 2 mm grid) that may lie within the window of one of `zs`.
+
+    Found per layer, never by walking from the lowest layer to the highest: a stray layer
+    far above the others must cost two candidates, not millions.
+    """
     step, window = LEGACY_SAMPLE_STEP_MM, LEGACY_SAMPLE_WINDOW_MM
-    first = math.floor((bottom - window) / step)
-    last = math.ceil((top + window) / step)
-    return [round(k * step, 2) for k in range(max(first, 0), last + 1)]
+    per_window = math.floor(2 * window / step) + 2  # one more for float32 heights
+    first = np.ceil((np.asarray(zs, dtype=np.float64) - window) / step - 1e-6)
+    ks = (first[:, None] + np.arange(per_window)[None, :]).ravel()
+    return np.round(np.unique(ks[ks >= 0]) * step, 2)
 
 
 def legacy_sample_range(first: float, last: float) -> list[float]:
