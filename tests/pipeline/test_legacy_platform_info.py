@@ -121,10 +121,13 @@ def test_every_synthetic_build_has_the_legacy_shapes(request, name):
     out, info = _outputs(request, name)
     assert _errors(INFO_VALIDATOR, info) == []
     assert info["schema_version"] == 3
-    if (out / PATHDATA).exists():  # the records of every layer the legacy samples answer
+    assert (out / PATHDATA).exists() is info["parameters"]["pathdata"]
+    if info["parameters"]["pathdata"]:  # the records of every layer the legacy samples answer
         for z in sorted({entry["z"] for entry in info["layers"]}):
             for record in _records(out, z):
                 assert _errors(RECORD_VALIDATOR, record) == []
+    else:
+        assert all(h["filename"] is None for h in info["heights"])
 
 
 SCHEMA_2_SHAPES = [
