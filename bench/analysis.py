@@ -100,7 +100,7 @@ def main() -> int:
     import json
 
     info = json.loads(result.summary_path.read_text())
-    file_layers = sum(f["num_layers"] for f in info["files_analyzed"])
+    file_layers = sum(f["layers_indexed"] for f in info["files_analyzed"])
 
     rows = [
         ("analysed part files", f"{len(info['files_analyzed'])}", ""),

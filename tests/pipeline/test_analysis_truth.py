@@ -32,7 +32,9 @@ def test_every_layer_of_the_build_has_a_pathdata_file(analysed):
     names = sorted(p.name for p in (analysed.out / "imagePathRawData-").iterdir())
     expected = sorted(f"platform_layer_pathdata_{h}mm.json" for h in analysed.truth.heights)
     assert names == expected
-    assert analysed.info["global_height_info"]["num_samples"] == len(analysed.truth.heights)
+    assert analysed.info["global_height_info"]["layer_count"] == len(analysed.truth.heights)
+    listed = [h["height"] for h in analysed.info["heights"]]
+    assert listed == list(analysed.truth.heights)
 
 
 def _sample_heights(section):
@@ -103,7 +105,7 @@ def test_closed_rectangles_are_closed_and_valid(analysed):
         if len(r["points"]) == 4 and r["clf_name"] == "Part.clf"
     ]
     assert rectangles
-    assert all(r["should_close"] is True and r["fill_closed"] is True for r in rectangles)
+    assert all(r["should_close"] is True and r["fill_closed"] == "y" for r in rectangles)
     invalid_files = {i["file"] for i in analysed.info["invalid_loops"]}
     for r in rectangles:
         assert f"{r['clf_folder']}/{r['clf_name']}" not in invalid_files or r["area_mm2"] > 0

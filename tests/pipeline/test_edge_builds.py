@@ -5,42 +5,14 @@ AnalysisError; nothing else escapes."""
 from __future__ import annotations
 
 import json
-import zipfile
-from pathlib import Path
 
-import numpy as np
 import pytest
+from package_builders import cube_clf, write_package
 
 from clf_analysis.build.archive import ArchiveLimits
-from clf_analysis.clf import Box, Layer, Model, Shape, write_clf
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.run import RunOptions, run
-
-
-def _square(half: float, cx: float = 0.0) -> np.ndarray:
-    return np.array(
-        [[cx - half, -half], [cx + half, -half], [cx + half, half], [cx - half, half]],
-        dtype=np.float32,
-    )
-
-
-def _clf(zs: list[float], thickness: float, half: float = 2.0) -> bytes:
-    model = Model(1, "Cube", Box(-5, -5, 0, 5, 5, max(zs)), thickness)
-    layers = [Layer(z=z, shapes=(Shape(1, "model", (_square(half),)),)) for z in zs]
-    return write_clf(None, models=[model], layers=layers)
-
-
-def _build(base: Path, build_id: str, members: dict[str, bytes]) -> Path:
-    folder = base / build_id
-    folder.mkdir(parents=True)
-    with zipfile.ZipFile(
-        folder / f"preprocess build-{build_id}.abp", "w", zipfile.ZIP_DEFLATED
-    ) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return folder
-
 
 PARAMS = AnalysisParams(holes_interval=0.6, clean_platform_heights=(1.0,))
 
@@ -48,7 +20,7 @@ PARAMS = AnalysisParams(holes_interval=0.6, clean_platform_heights=(1.0,))
 def test_holes_view_at_the_top_layer_despite_float32_heights(tmp_path):
     # 1.8 is stored as 1.79999995: the top view must still be there.
     zs = [round(0.05 * k, 4) for k in range(1, 37)]
-    _build(tmp_path, "top", {"Models/Cube/Part.clf": _clf(zs, 0.05)})
+    write_package(tmp_path, "top", {"Models/Cube/Part.clf": cube_clf(zs, 0.05)})
     result = run("top", PARAMS, midas_base_path=tmp_path)
     holes = sorted(p.name for p in (result.output_dir / "holes_views").iterdir())
     assert "combined_holes_platform_view_1.8mm.png" in holes
@@ -57,7 +29,7 @@ def test_holes_view_at_the_top_layer_despite_float32_heights(tmp_path):
 
 def test_a_repeated_layer_height_counts_once_and_is_reported(tmp_path):
     zs = [0.05, 0.1, 0.1, 0.15]
-    _build(tmp_path, "dup", {"Models/Cube/Part.clf": _clf(zs, 0.05)})
+    write_package(tmp_path, "dup", {"Models/Cube/Part.clf": cube_clf(zs, 0.05)})
     result = run("dup", PARAMS, midas_base_path=tmp_path)
     info = json.loads(result.summary_path.read_text())
     (part,) = info["parts"]
@@ -69,7 +41,7 @@ def test_a_repeated_layer_height_counts_once_and_is_reported(tmp_path):
 
 
 def test_a_thickness_finer_than_the_height_names_is_refused_naming_the_file(tmp_path):
-    _build(tmp_path, "thin", {"Models/Thin/Part.clf": _clf([1e-5, 2e-5], 1e-5)})
+    write_package(tmp_path, "thin", {"Models/Thin/Part.clf": cube_clf([1e-5, 2e-5], 1e-5)})
     with pytest.raises(AnalysisError, match="thickness") as caught:
         run("thin", PARAMS, midas_base_path=tmp_path)
     assert caught.value.stage == "layers" and caught.value.file == "Thin/Part.clf"
@@ -79,10 +51,10 @@ def test_a_thickness_finer_than_the_height_names_is_refused_naming_the_file(tmp_
 def test_the_configured_archive_limits_hold_in_every_stage(tmp_path):
     # 4 MiB of zeros compresses ~1000x: unsafe by default, accepted when configured so.
     members = {
-        "Models/Cube/Part.clf": _clf([0.05, 0.1], 0.05),
+        "Models/Cube/Part.clf": cube_clf([0.05, 0.1], 0.05),
         "StartPlate/plate.xml": b"\0" * (4 << 20),
     }
-    _build(tmp_path, "xml", members)
+    write_package(tmp_path, "xml", members)
     with pytest.raises(AnalysisError, match="ratio"):
         run("xml", PARAMS, midas_base_path=tmp_path)
     lenient = RunOptions(archive_limits=ArchiveLimits(max_ratio=1e6), processes=2)
@@ -91,7 +63,7 @@ def test_the_configured_archive_limits_hold_in_every_stage(tmp_path):
 
 
 def test_a_corrupt_member_fails_as_an_analysis_error_naming_the_file(tmp_path):
-    folder = _build(tmp_path, "crc", {"Models/Cube/Part.clf": _clf([0.05, 0.1], 0.05)})
+    folder = write_package(tmp_path, "crc", {"Models/Cube/Part.clf": cube_clf([0.05, 0.1], 0.05)})
     package = next(folder.glob("*.abp"))
     raw = bytearray(package.read_bytes())
     data_at = raw.index(b"Models/Cube/Part.clf") + len("Models/Cube/Part.clf") + 10
@@ -104,7 +76,7 @@ def test_a_corrupt_member_fails_as_an_analysis_error_naming_the_file(tmp_path):
 
 def test_cancel_is_checked_for_every_layer_written(tmp_path):
     zs = [round(0.05 * k, 4) for k in range(1, 41)]
-    _build(tmp_path, "cx", {"Models/Cube/Part.clf": _clf(zs, 0.05)})
+    write_package(tmp_path, "cx", {"Models/Cube/Part.clf": cube_clf(zs, 0.05)})
     stage = {"now": ""}
     checks: dict[str, int] = {}
 

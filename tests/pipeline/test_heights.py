@@ -7,6 +7,7 @@ from clf_analysis.pipeline.heights import (
     height_name,
     hole_view_heights,
     layer_grid,
+    legacy_sample_candidates,
     snap_to_grid,
 )
 
@@ -62,3 +63,10 @@ def test_snap_to_grid_prefers_lower_on_ties():
     assert snap_to_grid(5.0, grid) == 2
     assert snap_to_grid(0.0, grid) == 0
     assert snap_to_grid(1.0, np.array([])) is None
+
+
+def test_legacy_sample_candidates_are_a_few_per_layer_however_far_apart():
+    zs = np.array([0.05, 0.1, 2.9999998, 1e6], dtype=np.float32)
+    candidates = legacy_sample_candidates(zs).tolist()
+    assert {0.0, 2.0, 4.0, 1e6} <= set(candidates)
+    assert len(candidates) <= 3 * len(zs)

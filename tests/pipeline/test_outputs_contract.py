@@ -66,7 +66,7 @@ def test_platform_info_has_legacy_and_new_keys(analysed):
     assert info["build"]["id"] == "271360"
     assert re.fullmatch(r"[0-9a-f]{64}", info["build"]["sha256"])
     assert info["build"]["size_bytes"] == analysed.build.size_bytes
-    assert info["exclusion_info"]["exclusions_enabled"] is True
+    assert info["exclusion_info"]["exclusions_enabled"] == "y"
     interval = info["holes_views_interval"]
     assert interval["height_range"] == [0.0, 12.0]
     assert isinstance(interval["height_range"], list) and len(interval["height_range"]) == 2
@@ -85,7 +85,7 @@ def test_pathdata_files_are_compact_with_four_decimals_and_every_field(analysed)
     assert records
     for rec in records:
         assert set(rec) == RECORD_FIELDS
-        assert rec["type"] == "path" and rec["fill_closed"] is True
+        assert rec["type"] == "path" and rec["fill_closed"] == "y"
         assert rec["line_format"] in ("closed", "open", "dashed")
         assert rec["should_close"] is (rec["line_format"] == "closed")
         assert len(rec["points"]) >= 3

@@ -195,6 +195,8 @@ def test_two_processes_give_the_same_outputs_as_one(fresh_build, tmp_path):
     info = json.loads(parallel.summary_path.read_text())
     assert info["parts"] == inline_info["parts"]
     assert info["layer_stats"] == inline_info["layer_stats"]
+    for legacy in ("layers", "closed_paths_summary", "file_identifier_summary", "analysis_summary"):
+        assert info[legacy] == inline_info[legacy]
     again = {p.name: p.read_bytes() for p in (parallel.output_dir / "imagePathRawData-").iterdir()}
     assert again == layers
 

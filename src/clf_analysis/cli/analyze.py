@@ -64,8 +64,8 @@ def report_lines(info: dict[str, Any], output_dir: str, duration_seconds: float)
         f"files        {len(info['files_analyzed'])} analysed, "
         f"{info['exclusion_info']['files_excluded']} excluded by folder rules",
         f"parts        {len(parts)}",
-        f"layers       {heights['num_samples']} (thickness {heights['layer_thickness']} mm, "
-        f"top {heights['max_height']} mm)",
+        f"layers       {heights['layer_count']} (thickness {heights['layer_thickness']} mm, "
+        f"top {heights['top_layer_height']} mm)",
         f"holes        {holes} (per part the most holes on one layer, summed over parts)",
         f"invalid      {info['invalid_loops_total']} loops",
         f"warnings     {len(info['warnings'])}",

@@ -19,8 +19,11 @@ from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
-from clf_analysis.geometry.stats import BuildStats
+from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
+from clf_analysis.pipeline.part_keys import part_keys
+from clf_analysis.pipeline.path_counts import LayerSample, PathCounts
 from clf_analysis.pipeline.pathdata import (
     FileLayer,
     analyse_file_layer,
@@ -69,6 +72,7 @@ class FilePassResult:
     color: str
     name: str
     version: tuple[int, int]
+    declared_layers: int | None  # the header's layer count (informational, may be absent)
     box: Box
     models: dict[int, Model]
     thickness: float
@@ -82,12 +86,19 @@ class FilePassResult:
     invalid_loops: list[dict[str, object]]
     invalid_count: int
     winding_mismatches: int
-    closed_loops: dict[int, int]  # per model id
-    total_loops: dict[int, int]
+    path_counts: dict[int, PathCounts]  # per model id, over all layers
     shape_kinds: dict[str, int]  # shapes per kind over all layers
+    samples: list[LayerSample] = field(default_factory=list)  # legacy `layers[]`, by height
     unclosed: list[UnclosedItem] = field(default_factory=list)
     snapshots: dict[float, list[SnapshotShape]] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def model_keys(results: list[FilePassResult]) -> dict[PartKey, str]:
+    """The string key of every (folder, file, model id) with shapes in the analysed files."""
+    return part_keys(
+        (r.part.folder, r.part.name, model_id) for r in results for model_id in r.path_counts
+    )
 
 
 ProgressTick = Callable[[int], None]
@@ -120,6 +131,7 @@ def run_file_pass(
         color=file_color(part.name),
         name=clf.name,
         version=clf.version,
+        declared_layers=clf.declared_layer_count,
         box=clf.box,
         models=dict(clf.models),
         thickness=clf.thickness,
@@ -133,13 +145,13 @@ def run_file_pass(
         invalid_loops=[],
         invalid_count=0,
         winding_mismatches=0,
-        closed_loops={},
-        total_loops={},
+        path_counts={},
         shape_kinds={},
     )
     model_names = {m.id: m.name for m in clf.models.values()}
     masks: dict[int, FootprintMask] = {}
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
+    sample_index = _legacy_sample_layers(clf)
     position = 0
     ticked = 0
     duplicates: list[float] = []
@@ -167,6 +179,8 @@ def run_file_pass(
                 _measure(result, fl, masks, task.plate, model_names)
                 for h in snapshot_index.get(i, ()):
                     result.snapshots[h] = _snapshot(fl)
+                for h in sample_index.get(i, ()):
+                    result.samples.append(LayerSample.of(h, round(z, 4), layer.shapes))
                 reached = (i + 1) * TICKS_PER_FILE // n
                 tick(reached - ticked)
                 ticked = reached
@@ -205,6 +219,24 @@ def _snapshot_layers(clf: CLFFile, heights: tuple[float, ...]) -> dict[int, list
     for h, i in zip(heights, found.tolist(), strict=True):
         if i >= 0:
             out.setdefault(i, []).append(h)
+    return out
+
+
+def _legacy_sample_layers(clf: CLFFile) -> dict[int, list[float]]:
+    """File layer index -> the legacy sample heights it answers (nearest within ±1 mm)."""
+    if not len(clf):
+        return {}
+    zs = np.asarray(clf.zs, dtype=np.float64)
+    heights = H.legacy_sample_candidates(zs).tolist()
+    found = layer_indices(
+        zs, heights, min_z=-np.inf, max_z=np.inf, thickness=H.LEGACY_SAMPLE_WINDOW_MM
+    )
+    # A repeated height is analysed at its first layer only (see run_file_pass).
+    first_of_equal = np.searchsorted(zs, zs, side="left")
+    out: dict[int, list[float]] = {}
+    for h, i in zip(heights, found.tolist(), strict=True):
+        if i >= 0:
+            out.setdefault(int(first_of_equal[i]), []).append(h)
     return out
 
 
@@ -283,12 +315,11 @@ def _measure(
             result.unclosed.append(UnclosedItem(np.array(loop), reason, z, result.part.key, True))
     for shape in shapes:
         result.shape_kinds[shape.kind] = result.shape_kinds.get(shape.kind, 0) + 1
+        counts = result.path_counts.get(shape.model_id)
+        if counts is None:
+            counts = result.path_counts[shape.model_id] = PathCounts()
+        counts.add(shape)
         for loop in shape.loops:
-            if len(loop) >= 3:  # the loops of the path data
-                model_id = shape.model_id
-                result.total_loops[model_id] = result.total_loops.get(model_id, 0) + 1
-                if shape.is_closed:
-                    result.closed_loops[model_id] = result.closed_loops.get(model_id, 0) + 1
             # Line geometry is unclosed by nature (a DASHED segment has two vertices);
             # MODEL loops were judged above by the nesting analysis.
             if shape.kind == "model" or len(result.unclosed) >= MAX_UNCLOSED_ITEMS:

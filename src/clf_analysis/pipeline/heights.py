@@ -8,6 +8,12 @@ from collections.abc import Iterable
 import numpy as np
 
 DECIMALS = 4
+# The legacy `layers[]` of platform_info.json: each file answers a sample height with its
+# nearest layer within ±1 mm (the legacy's window). Samples every 2 mm, on even
+# millimetres, are the sparsest whose windows still reach every layer, so every file with
+# a layer is listed; denser samples would only repeat near-identical entries.
+LEGACY_SAMPLE_STEP_MM = 2.0
+LEGACY_SAMPLE_WINDOW_MM = 1.0
 
 
 def height_name(z: float) -> str:
@@ -56,6 +62,25 @@ def hole_view_heights(
     if requested is not None:
         heights.update(round(float(h), DECIMALS) for h in requested)
     return sorted(heights)
+
+
+def legacy_sample_candidates(zs: np.ndarray) -> np.ndarray:
+    """Sample heights (on the 2 mm grid) that may lie within the window of one of `zs`.
+
+    Found per layer, never by walking from the lowest layer to the highest: a stray layer
+    far above the others must cost two candidates, not millions.
+    """
+    step, window = LEGACY_SAMPLE_STEP_MM, LEGACY_SAMPLE_WINDOW_MM
+    per_window = math.floor(2 * window / step) + 2  # one more for float32 heights
+    first = np.ceil((np.asarray(zs, dtype=np.float64) - window) / step - 1e-6)
+    ks = (first[:, None] + np.arange(per_window)[None, :]).ravel()
+    return np.round(np.unique(ks[ks >= 0]) * step, 2)
+
+
+def legacy_sample_range(first: float, last: float) -> list[float]:
+    """Every sample height from `first` to `last`, both samples themselves."""
+    step = LEGACY_SAMPLE_STEP_MM
+    return [round(k * step, 2) for k in range(round(first / step), round(last / step) + 1)]
 
 
 def snap_to_grid(z: float, grid: np.ndarray) -> int | None:

@@ -6,7 +6,6 @@ so the stage spreads over the run's processes like the layer pass does.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy.typing as npt
 from clf_analysis.geometry.stats import BuildStats, PartKey
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisError
-from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape
+from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape, model_keys
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.pool import RunPool
 from clf_analysis.render import figures
@@ -61,14 +60,6 @@ class LayerShapes:
 
     z: float
     files: tuple[tuple[str, str, str, tuple[SnapshotShape, ...]], ...]  # folder, name, color
-
-
-def part_slug(key: PartKey) -> str:
-    """File-name-safe key of a part: folder, file stem and model id."""
-    folder, name, model_id = key
-    stem = name.rsplit(".", 1)[0]
-    raw = f"{folder}-{stem}-{model_id}" if folder else f"{stem}-{model_id}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_")
 
 
 def part_label(key: PartKey, model_name: str) -> str:
@@ -117,19 +108,30 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
     solids = []
     holes = []
     labels = []
-    files_with_holes = 0
-    for _folder, _name, _color, shapes in layer.files:
+    details: list[dict[str, Any]] = []
+    for folder, name, _color, shapes in layer.files:
         file_holes = 0
-        for shape in shapes:
-            if shape.kind != "model":
-                continue
+        exteriors = 0
+        models = [shape for shape in shapes if shape.kind == "model"]
+        for shape in models:
             solids.append(shape.loops)
             for loop, is_hole in zip(shape.loops, shape.holes, strict=True):
                 if is_hole:
                     holes.append(loop)
                     labels.append(str(shape.model_id))
                     file_holes += 1
-        files_with_holes += file_holes > 0
+                else:
+                    exteriors += 1
+        details.append(
+            {
+                "filename": name,
+                "folder": folder,
+                "exteriors": exteriors,
+                "holes": file_holes,
+                # Only MODEL loops nest; a file of web or support lines has no holes.
+                "can_have_holes": bool(models),
+            }
+        )
     figures.holes_view(
         path,
         build_id=build_id,
@@ -143,8 +145,11 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
         "height": layer.z,
         "filename": path.name,
         "holes_statistics": {
+            "total_files": len(details),
+            "files_with_holes": sum(d["holes"] > 0 for d in details),
+            "total_exteriors": sum(d["exteriors"] for d in details),
             "total_holes": len(holes),
-            "files_with_holes": files_with_holes,
+            "file_details": details,
             "solid_shapes": len(solids),
         },
     }
@@ -279,6 +284,7 @@ def render_images(
         for model_id, bits in r.footprints.items():
             footprints[(r.part.folder, r.part.name, model_id)] = bits
     parts = [inputs.stats.parts[k] for k in sorted(inputs.stats.parts) if k in footprints]
+    keys = model_keys(results)
     all_bits = None
     if footprints:
         union = np.zeros(plate.px * plate.px, dtype=bool)
@@ -288,7 +294,7 @@ def render_images(
     identifier_entries = []
     for p in parts:
         key = p.key
-        filename = f"identifier_{part_slug(key)}_platform_view.png"
+        filename = f"identifier_{keys[key]}_platform_view.png"
         label = part_label(key, p.model_name)
         bbox = tuple(p.bounds) if p.layer_count else None
         tasks.append(
@@ -301,14 +307,15 @@ def render_images(
         )  # fmt: skip
         identifier_entries.append(
             {
-                "identifier": part_slug(key),
+                "identifier": key[2],  # the legacy identifier: the model id
+                "part_key": keys[key],
                 "key": [key[0], key[1], key[2]],
                 "model_id": key[2],
                 "model_name": p.model_name,
                 "folder": key[0],
                 "file": key[1],
                 "filename": f"{IDENTIFIER_DIR}/{filename}",
-                "total_shapes": p.layer_count,
+                "layer_count": p.layer_count,
                 "height_range": [p.z_min, p.z_max],
             }
         )
@@ -362,19 +369,23 @@ def render_images(
         answer = answers[f"{kind}:{h}"]
         return {**answer, "filename": f"{folder}/{answer['filename']}"}
 
+    def composite_entry(h: float) -> dict[str, Any]:
+        # The legacy wrote composite heights as integers; `height_mm` keeps the exact one.
+        return {**entry("composite", COMPOSITE_DIR, h), "height": round(h), "height_mm": h}
+
     return {
         "clean_platforms": [entry("clean", CLEAN_DIR, h) for h in clean_heights],
         "platform_composites": [
-            entry("composite", COMPOSITE_DIR, h)
-            for h in clean_heights
-            if params.create_composite_views
+            composite_entry(h) for h in clean_heights if params.create_composite_views
         ],
         "holes_views": [entry("holes", HOLES_DIR, h) for h in hole_heights],
         "hole_heights": hole_heights,
         "identifier_platform_views": identifier_entries,
         "combined_identifier_view": {
             "filename": f"{IDENTIFIER_DIR}/{COMBINED_IDENTIFIERS}",
-            "total_identifiers": len(parts),
+            # Legacy identifiers are model ids: equal ids of different files count once.
+            "total_identifiers": len({p.model_id for p in parts}),
+            "total_parts": len(parts),
         },
         "all_pathdata": {
             "with_ids": f"{IDENTIFIER_DIR}/{ALL_PATHDATA}",

@@ -110,7 +110,8 @@ def layer_records(
                     "color": color,
                     "clf_name": clf_name,
                     "clf_folder": clf_folder,
-                    "fill_closed": True,
+                    # A string, as the legacy wrote it: consumers may compare with "y".
+                    "fill_closed": "y",
                     "should_close": shape.is_closed,
                     "identifier": f"{shape.model_id}_path_{idx}",
                     "is_hole": is_hole,

@@ -1,7 +1,12 @@
-"""`platform_info.json`: the legacy keys with their meaning, plus the new ones (OUTPUTS.md)."""
+"""`platform_info.json`: every legacy field in its legacy shape, richer data under new keys.
+
+docs/OUTPUTS.md is the field reference; the legacy shapes are also a JSON Schema
+(`schemas/platform_info.legacy.schema.json`) that the tests hold every output to.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,12 +16,16 @@ import numpy as np
 from clf_analysis import __version__
 from clf_analysis.build.archive import PartFile
 from clf_analysis.build.exclusions import Exclusions
-from clf_analysis.geometry.stats import BuildStats, LayerStats
-from clf_analysis.pipeline.file_pass import MAX_LISTED_INVALID, FilePassResult
-from clf_analysis.pipeline.images import part_slug
+from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey
+from clf_analysis.pipeline import heights as H
+from clf_analysis.pipeline.file_pass import MAX_LISTED_INVALID, FilePassResult, model_keys
 from clf_analysis.pipeline.params import AnalysisParams
+from clf_analysis.pipeline.path_counts import PathCounts
 
-SCHEMA_VERSION = 2  # 1 was the legacy service's untyped file
+# 1 was the legacy service's untyped file; 3 restored its field shapes (docs/OUTPUTS.md).
+SCHEMA_VERSION = 3
+# Where today's images draw (plate rasters fill and stroke, single points are not drawn).
+VISUALIZATION_SETTINGS = {"draw_points": "n", "draw_lines": "y"}
 
 
 def _r(v: float) -> float:
@@ -46,55 +55,19 @@ def build_platform_info(
     timings: dict[str, float],
     pathdata_dir: str,
 ) -> dict[str, Any]:
-    """The whole summary as JSON-ready values (booleans as booleans, ranges as [min, max])."""
+    """The whole summary as JSON-ready values: legacy keys in their legacy shapes, new beside."""
     top = float(grid[-1]) if len(grid) else 0.0
-    closed_summary: dict[str, dict[str, Any]] = {}
-    path_counts: dict[str, int] = {}
-    shape_types: dict[str, int] = {}
-    file_identifier_summary = []
-    for r in results:
-        path_counts[r.part.key] = sum(r.total_loops.values())
-        for kind, count in r.shape_kinds.items():
-            shape_types[kind] = shape_types.get(kind, 0) + count
-        file_identifier_summary.append(
-            {
-                "file_path": r.part.key,
-                "identifier_counts": {str(k): v for k, v in sorted(r.total_loops.items())},
-                "total_shapes": sum(r.total_loops.values()),
-                "unique_identifiers": len(r.total_loops),
-            }
-        )
-        for model_id, total in sorted(r.total_loops.items()):
-            closed = r.closed_loops.get(model_id, 0)
-            closed_summary[part_slug((r.part.folder, r.part.name, model_id))] = {
-                "closed_count": closed,
-                "total_count": total,
-                "percentage_closed": round(100.0 * closed / total, 2) if total else 0.0,
-            }
-    identifier_views = [
-        {
-            **view,
-            "closed_paths": closed_summary.get(view["identifier"], {}).get("closed_count", 0),
-            "total_paths": closed_summary.get(view["identifier"], {}).get("total_count", 0),
-        }
-        for view in images["identifier_platform_views"]
-    ]
-    folder_info: dict[str, dict[str, Any]] = {}
-    for part in included:
-        entry = folder_info.setdefault(part.folder, {"files": [], "excluded": False})
-        entry["files"].append(part.name)
-    for part, pattern in excluded:
-        entry = folder_info.setdefault(
-            part.folder, {"files": [], "excluded": True, "excluded_by": pattern}
-        )
-        entry["files"].append(part.name)
+    keys = model_keys(results)
+    counts = _Counts.of(results)
+    closed_summary = {str(i): c.closed_summary() for i, c in sorted(counts.by_id.items())}
     invalid = [item for r in results for item in r.invalid_loops][:MAX_LISTED_INVALID]
     invalid_total = sum(r.invalid_count for r in results)
     holes_views = images["holes_views"]
-    parts = [
-        {"identifier": part_slug((p["folder"], p["file"], p["model_id"])), **p}
-        for p in stats.to_dict()["parts"]
-    ]
+    parts = []
+    for part in stats.to_dict()["parts"]:
+        key = keys[(part["folder"], part["file"], part["model_id"])]
+        # `identifier` is the schema-2 name of `part_key`, kept for its readers.
+        parts.append({"identifier": key, "part_key": key, **part})
     layer_file_of = dict(zip(grid.tolist(), layer_files, strict=False)) if layer_files else {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -110,7 +83,8 @@ def build_platform_info(
         },
         "parameters": params.canonical(),
         "files_analyzed": [_file_entry(r) for r in results],
-        "layers": [
+        "layers": _legacy_layers(results),
+        "heights": [
             {
                 "height": _r(ls.z),
                 "filename": (f"{pathdata_dir}/{layer_file_of[z]}" if z in layer_file_of else None),
@@ -122,22 +96,23 @@ def build_platform_info(
         ],
         "platform_composites": images["platform_composites"],
         "clean_platforms": images["clean_platforms"],
-        "file_identifier_summary": file_identifier_summary,
-        "identifier_platform_views": identifier_views,
+        "file_identifier_summary": [_identifier_counts(r) for r in results],
+        "identifier_platform_views": [
+            _identifier_view(view, counts.by_part[tuple(view["key"])])
+            for view in images["identifier_platform_views"]
+        ],
         # Every CLF shape names its model, so there are no shapes without an identifier.
         "non_identifier_views": None,
         "closed_paths_summary": closed_summary,
-        "global_height_info": {
-            "min_height": _r(grid[0]) if len(grid) else 0.0,
-            "max_height": _r(top),
-            "num_samples": len(grid),
-            "height_samples": [_r(z) for z in grid.tolist()],
-            "padding_applied": 0.0,
-            "layer_thickness": _r(thickness),
+        "closed_paths_by_part": {
+            keys[k]: {**c.closed_summary(), "folder": k[0], "file": k[1], "model_id": k[2]}
+            for k, c in sorted(counts.by_part.items())
         },
-        "folder_info": folder_info,
+        "global_height_info": _height_info(results, grid, top, thickness),
+        "folder_info": _folder_info(included, excluded),
+        "folders": _folders(included, excluded),
         "exclusion_info": {
-            "exclusions_enabled": True,
+            "exclusions_enabled": "y" if exclusions.patterns else "n",
             "patterns_used": list(exclusions.patterns),
             "files_excluded": len(excluded),
             "excluded_files": [
@@ -157,9 +132,15 @@ def build_platform_info(
         "unclosed_shapes_view": images["unclosed_shapes_view"],
         "all_pathdata_views": images["all_pathdata"],
         "analysis_summary": {
-            "path_counts": path_counts,
-            "shape_types": shape_types,
-            "visualization_settings": {"draw_points": False, "draw_lines": True},
+            "path_counts": {str(i): c.legacy() for i, c in sorted(counts.by_id.items())},
+            "path_counts_by_file": {k: c.legacy() for k, c in counts.by_file.items()},
+            "shape_types": {
+                "point": counts.total.point,
+                "line": counts.total.line,
+                "path": counts.total.path,
+            },
+            "shape_kinds": counts.kinds,
+            "visualization_settings": dict(VISUALIZATION_SETTINGS),
             "closed_paths": closed_summary,
             "parts": len(parts),
             "layers": len(grid),
@@ -175,6 +156,127 @@ def build_platform_info(
     }
 
 
+@dataclass
+class _Counts:
+    """Path counts per part, per legacy identifier (model id, files merged) and per file."""
+
+    by_part: dict[PartKey, PathCounts] = field(default_factory=dict)
+    by_id: dict[int, PathCounts] = field(default_factory=dict)
+    by_file: dict[str, PathCounts] = field(default_factory=dict)
+    total: PathCounts = field(default_factory=PathCounts)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, results: list[FilePassResult]) -> _Counts:
+        out = cls()
+        for r in results:
+            in_file = out.by_file.setdefault(r.part.key, PathCounts())
+            for model_id, c in sorted(r.path_counts.items()):
+                out.by_part[(r.part.folder, r.part.name, model_id)] = c
+                out.by_id.setdefault(model_id, PathCounts()).merge(c)
+                in_file.merge(c)
+                out.total.merge(c)
+            for kind, n in r.shape_kinds.items():
+                out.kinds[kind] = out.kinds.get(kind, 0) + n
+        return out
+
+
+def _legacy_layers(results: list[FilePassResult]) -> list[dict[str, Any]]:
+    """One entry per (file, sample height) the file answers; by height, then file order."""
+    entries = []
+    for order, r in enumerate(results):
+        for sample in r.samples:
+            c = sample.counts
+            bounds = sample.bounds or (None, None, None, None)
+            entry = {
+                "height": sample.height,
+                "num_shapes": c.shapes,
+                "image": None,
+                "file": r.part.name,
+                "folder": r.part.folder,
+                "position": dict(zip(("x_min", "x_max", "y_min", "y_max"), bounds, strict=True)),
+                "closed_paths": c.closed,
+                "total_paths": c.total,
+                "z": sample.z,
+            }
+            entries.append((sample.height, order, entry))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return [entry for _, _, entry in entries]
+
+
+def _height_info(
+    results: list[FilePassResult], grid: np.ndarray, top: float, thickness: float
+) -> dict[str, Any]:
+    """Legacy `global_height_info`: the sample heights of `layers` and the range they span."""
+    answered = [s.height for r in results for s in r.samples]
+    samples = H.legacy_sample_range(min(answered), max(answered)) if answered else []
+    firsts = [float(r.zs[0]) for r in results if len(r.zs)]
+    max_height = max([top, *samples[-1:]])
+    return {
+        "min_height": _r(min(firsts)) if firsts else 0.0,
+        "max_height": _r(max_height),
+        "num_samples": len(samples),
+        "height_samples": samples,
+        "padding_applied": _r(max_height - top),
+        "layer_thickness": _r(thickness),
+        "layer_count": len(grid),
+        "top_layer_height": _r(top),
+        "sample_step_mm": H.LEGACY_SAMPLE_STEP_MM,
+        "sample_window_mm": H.LEGACY_SAMPLE_WINDOW_MM,
+    }
+
+
+def _identifier_counts(r: FilePassResult) -> dict[str, Any]:
+    """Legacy `file_identifier_summary` entry: shapes per model id of one file."""
+    shapes = {str(i): c.shapes for i, c in sorted(r.path_counts.items())}
+    return {
+        "file_path": r.part.key,
+        "identifier_counts": shapes,
+        "total_shapes": sum(shapes.values()),
+        "unique_identifiers": len(shapes),
+    }
+
+
+def _identifier_view(view: dict[str, Any], counts: PathCounts) -> dict[str, Any]:
+    return {
+        **view,
+        "total_shapes": counts.shapes,
+        "closed_paths": counts.closed,
+        "total_paths": counts.total,
+    }
+
+
+def _folder_info(included: list[PartFile], excluded: list[tuple[PartFile, str]]) -> dict[str, Any]:
+    """Legacy `folder_info`: totals and sorted folder lists (a folder may hold both kinds)."""
+    inside = sorted({p.folder for p in included})
+    outside = sorted({p.folder for p, _ in excluded})
+    every = sorted({*inside, *outside})
+    return {
+        "total_unique_folders": len(every),
+        "all_folders": every,
+        "included_folders": inside,
+        "excluded_folders": outside,
+        "included_folder_count": len(inside),
+        "excluded_folder_count": len(outside),
+    }
+
+
+def _folders(
+    included: list[PartFile], excluded: list[tuple[PartFile, str]]
+) -> dict[str, dict[str, Any]]:
+    """Per folder: its CLF files and whether (and by which pattern) it was excluded."""
+    folders: dict[str, dict[str, Any]] = {}
+    for part in included:
+        entry = folders.setdefault(part.folder, {"files": [], "excluded": False})
+        entry["files"].append(part.name)
+    for part, pattern in excluded:
+        entry = folders.setdefault(
+            part.folder, {"files": [], "excluded": True, "excluded_by": pattern}
+        )
+        entry["files"].append(part.name)
+    return folders
+
+
 def _file_entry(r: FilePassResult) -> dict[str, Any]:
     box = r.box
     z_range = [_r(r.zs[0]), _r(r.zs[-1])] if len(r.zs) else [_r(box.min_z), _r(box.max_z)]
@@ -183,7 +285,9 @@ def _file_entry(r: FilePassResult) -> dict[str, Any]:
         "folder": r.part.folder,
         "member": r.part.member,
         "color": r.color,
-        "num_layers": len(r.zs),
+        # The legacy read the header's count; it is informational and may be absent.
+        "num_layers": r.declared_layers if r.declared_layers is not None else len(r.zs),
+        "layers_indexed": len(r.zs),
         "z_range": z_range,
         "bounds": {
             "x_range": [_r(box.min_x), _r(box.max_x)],

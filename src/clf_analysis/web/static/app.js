@@ -218,11 +218,14 @@ function summarize(info) {
     add("package", `${text(info.build.archive)} (${formatSize(info.build.size_bytes)})`);
   }
   add("files analysed", count(info.files_analyzed));
-  add("layers", count(info.layers));
+  // `layers` is the legacy per-file sample list; `heights` has one entry per layer height.
+  add("layers", count(info.heights));
   add("parts", count(info.parts));
   const heights = info.global_height_info;
   if (heights && typeof heights === "object" && heights.max_height !== undefined) {
-    add("height range", `${heights.min_height} – ${heights.max_height} mm`);
+    // max_height may be padded up to the last legacy sample; the top layer is exact.
+    const top = heights.top_layer_height ?? heights.max_height;
+    add("height range", `${heights.min_height} – ${top} mm`);
   }
   const holes = info.holes_views_interval;
   add("holes interval", holes && typeof holes === "object" ? `${holes.interval_mm} mm` : holes);
