@@ -19,9 +19,10 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -280,11 +281,14 @@ class ShareDir:
         """Give this folder the mode a plain mkdir would have (after a private mkdir)."""
         os.fchmod(self.fd, 0o777 & ~current_umask())
 
+    def places(self) -> dict[str, str]:
+        """This folder's server paths (configured and pinned), each with its share-relative
+        name: what `share_relative` replaces in messages."""
+        return {str(self.path): self.relpath, str(self.pinned_path()): self.relpath}
+
     def shown(self, text: str) -> str:
         """`text` (an error message) with this folder's server paths made share-relative."""
-        for prefix in sorted({str(self.pinned_path()), str(self.path)}, key=len, reverse=True):
-            text = text.replace(prefix, self.relpath)
-        return text
+        return share_relative(text, self.places())
 
     def pinned_path(self) -> Path:
         """A path to this very folder that no rename or link in the share can redirect.
@@ -313,3 +317,14 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def share_relative(text: str, places: Mapping[str, str]) -> str:
+    """`text` with each server path of `places` replaced by its share-relative name.
+
+    A path is replaced only as a whole (`/proc/1/fd/7` is no prefix of `/proc/1/fd/71`).
+    """
+    if not places:
+        return text
+    longest_first = "|".join(re.escape(p) for p in sorted(places, key=len, reverse=True))
+    return re.sub(rf"(?:{longest_first})(?![\w.-])", lambda m: places[m.group(0)], text)

@@ -34,7 +34,7 @@ from clf_analysis.build.discovery import (
     resolve_package_link,
 )
 from clf_analysis.build.exclusions import Exclusions, load_exclusions
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.geometry.stats import BuildStats, LayerStats, z_key
 from clf_analysis.pipeline import heights as H
@@ -201,9 +201,9 @@ def _share_refusals(stage: str) -> Iterator[None]:
         raise AnalysisError(str(exc), stage=stage, kind="not_found") from exc
 
 
-def _shown(build: ShareDir, exc: AnalysisError) -> AnalysisError:
+def _shown(exc: AnalysisError, places: dict[str, str]) -> AnalysisError:
     """`exc` with server paths in its message made relative to the share."""
-    detail = build.shown(exc.detail)
+    detail = share_relative(exc.detail, places)
     if detail == exc.detail:
         return exc
     return type(exc)(detail, stage=exc.stage, file=exc.file, layer=exc.layer, kind=exc.kind)
@@ -290,6 +290,8 @@ def _run_locked(
     context = {"build_id": build_id, "run_id": run_id, "job_id": options.job_id}
     tmp_name, spool = temp_output_name(run_id), spool_name(run_id)
     status = "failed"
+    # Server paths the run writes through, for error messages that name none of them.
+    places = share.places()
     try:
         # Private (0700) until published: another user of the share cannot swap a folder
         # inside for a link while we write. The writers get paths pinned to these very
@@ -297,6 +299,8 @@ def _run_locked(
         share.mkdir(tmp_name, 0o700)
         share.mkdir(spool, 0o700)
         with share.subdir(tmp_name) as tmp, share.subdir(spool) as spool_dir:
+            places.update(tmp.places())
+            places.update(spool_dir.places())
             result = _Analysis(
                 build_id=build_id,
                 package=share.pinned_path() / package.name,
@@ -324,14 +328,14 @@ def _run_locked(
         raise
     except AnalysisError as exc:
         log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
-        raise _shown(share, exc) from exc
+        raise _shown(exc, places) from exc
     except (BuildRefused, UnsafeSharePath) as exc:
         log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
         raise AnalysisError(str(exc), stage=tracker.current_stage, kind="unsafe_share") from exc
     except Exception as exc:  # disk full, permissions…: still one error naming the stage
         log.exception("analysis of %s failed", build_id, extra=context)
         raise AnalysisError(
-            share.shown(f"{type(exc).__name__}: {exc}"),
+            share_relative(f"{type(exc).__name__}: {exc}", places),
             stage=tracker.current_stage,
             kind="internal",
         ) from exc
