@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -190,3 +192,19 @@ def test_analyze_path_puts_results_beside_the_package_in_the_folder_the_user_nam
     assert result.output_dir == folder / OUTPUT_DIR
     assert result.summary_relpath == "b-1/clf_analysis/platform_info.json"
     assert (folder / OUTPUT_DIR / "platform_info.json").is_file()
+
+
+def test_the_analyze_command_on_a_package_path_reports_the_results_beside_it(tmp_path):
+    build = _build(tmp_path / "mine", "b-1")
+    env = {**os.environ, "PLATE_PX_PER_MM": "1", "MIDAS_BASE_PATH": str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-m", "clf_analysis", "analyze", str(build.archive), "--quiet",
+         "--processes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"output       {build.build_dir / OUTPUT_DIR}" in done.stdout
+    assert (build.build_dir / OUTPUT_DIR / "platform_info.json").is_file()
