@@ -195,9 +195,10 @@ def record_run(
     """Append this run to `processes_run.json`, keeping other services' keys.
 
     Written to a temp file and renamed, under `processes_run.json.lock`: an flock, the
-    same lock the `filelock` package takes on Unix, so writers using it still exclude us. A log that cannot be read — not JSON, or not a
-    regular file (a link, a folder) — is renamed aside (its new name is returned) rather
-    than reset or followed: it may hold another service's history.
+    same lock the `filelock` package takes on Unix, so writers using it still exclude us.
+    A log that cannot be read — not JSON, or not a regular file (a link, a folder) — is
+    renamed aside (its new name is returned) rather than reset or followed: it may hold
+    another service's history.
     """
 
     def busy() -> BuildLocked:

@@ -316,7 +316,10 @@ def _run_locked(
             tracker.stage("publish", "publishing results")
             if is_cancelled():
                 raise AnalysisCancelled()
-            tmp.make_default_mode()
+            try:
+                tmp.make_default_mode()
+            except OSError as exc:  # shares that emulate modes ignored the 0700 as well
+                log.warning("mode of %s left as it is: %s", tmp.relpath, exc, extra=context)
         hint = holder_hint(options.job_id or run_id, started)
         with exclusive_build_lock(share, hint, options.lock_policy):
             swap_into_place(share, tmp_name, run_id)
