@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build.share import BuildFolder, ShareDir
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
 from clf_analysis.pipeline.errors import BuildLocked
 from clf_analysis.pipeline.publish import (
     LOCK_FILE,
@@ -194,3 +194,29 @@ def test_an_exclusions_file_broken_after_start_fails_the_job_clearly(tmp_path):
     with pytest.raises(AnalysisError, match="EXCLUSIONS_FILE") as caught:
         options_for(settings)
     assert (caught.value.stage, caught.value.kind) == ("prepare", "config")
+
+
+def test_a_run_log_that_is_a_link_is_set_aside_and_its_target_untouched(build, build_dir, tmp_path):
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"not": "ours"}')
+    (build_dir / "processes_run.json").symlink_to(target)
+    now = datetime.now(UTC)
+    aside = record_run(build, run_id="r", start_time=now, end_time=now, status="completed")
+    assert aside is not None and os.readlink(build_dir / aside) == str(target)
+    assert target.read_text() == '{"not": "ours"}'
+    log = build_dir / "processes_run.json"
+    assert not log.is_symlink()
+    assert [r["run_id"] for r in json.loads(log.read_text())["clf_analysis"]["runs"]] == ["r"]
+
+
+def test_a_run_log_lock_that_is_a_link_is_refused_without_touching_its_target(
+    build, build_dir, tmp_path
+):
+    target = tmp_path / "jobs.db"
+    target.write_bytes(b"SQLite format 3\x00")
+    (build_dir / "processes_run.json.lock").symlink_to(target)
+    now = datetime.now(UTC)
+    with pytest.raises(UnsafeSharePath, match=r"b-1/processes_run\.json\.lock is a symbolic"):
+        record_run(build, run_id="r", start_time=now, end_time=now, status="completed")
+    assert target.read_bytes() == b"SQLite format 3\x00"
+    assert not (build_dir / "processes_run.json").exists()
