@@ -248,7 +248,7 @@ def run(
             recover_interrupted_swap(share)
             remove_stale_temp_dirs(share)
             result = _run_locked(
-                share, package, params, options, _RunIds(run_id, started), tracker, is_cancelled
+                share, package, params, options, run_id, started, tracker, is_cancelled
             )
     duration = time.perf_counter() - t_start
     log.info(
@@ -269,23 +269,17 @@ def run(
     )
 
 
-@dataclass(frozen=True)
-class _RunIds:
-    run_id: str
-    started: datetime
-
-
 def _run_locked(
     share: ShareDir,
     package: BuildPackage,
     params: AnalysisParams,
     options: RunOptions,
-    ids: _RunIds,
+    run_id: str,
+    started: datetime,
     tracker: ProgressTracker,
     is_cancelled: Callable[[], bool],
 ) -> RunResult:
     """Analyse into a private temp folder and swap it in; the caller holds the run lock."""
-    run_id, started = ids.run_id, ids.started
     build_id = package.folder.name
     context = {"build_id": build_id, "run_id": run_id, "job_id": options.job_id}
     tmp_name, spool = temp_output_name(run_id), spool_name(run_id)
@@ -331,7 +325,10 @@ def _run_locked(
         raise
     except AnalysisError as exc:
         log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
-        raise _shown(exc, places) from exc
+        relative = _shown(exc, places)
+        if relative is exc:
+            raise
+        raise relative from exc
     except (BuildRefused, UnsafeSharePath) as exc:
         log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
         raise AnalysisError(str(exc), stage=tracker.current_stage, kind="unsafe_share") from exc
