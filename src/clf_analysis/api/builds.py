@@ -32,7 +32,6 @@ from clf_analysis.build.discovery import (
     BuildNotFound,
     BuildPackage,
     InvalidBuildId,
-    build_folder,
     open_build_folder,
     package_in,
     validate_build_id,
@@ -111,8 +110,9 @@ def list_builds() -> Response:
             continue  # hidden folders, lost+found-like names: not builds
     found: dict[str, tuple[BuildPackage, bool]] = {}
     # Folders without a package are skipped, so the page is filled past `limit` folders.
+    root = base.resolve()
     for name in valid[offset:]:
-        folder = build_folder(base, name)
+        folder = BuildFolder(root, name)
         try:
             with open_build_folder(folder) as build:
                 entry = _package(build, folder)

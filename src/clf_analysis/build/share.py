@@ -79,7 +79,8 @@ class BuildFolder:
 
     @property
     def path(self) -> Path:
-        """The folder's absolute path as configured (for the legacy job result only)."""
+        """The folder's path as configured: for the legacy job result, and the fallback
+        of `ShareDir.pinned_path`; never opened as a whole."""
         return self.root / self.name
 
     def relpath(self, *names: str) -> str:
