@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,161 @@ def test_bad_or_missing_layers(client: FlaskClient, results: Path) -> None:
     assert_problem(client.get("/api/builds/271360/layers/nan"), 400)
     assert_problem(client.get("/api/builds/271360/layers/7.5"), 404)
     assert_problem(client.get("/api/builds/300001/layers"), 404)
+
+
+# Issue 16, defect 3: nothing is read through a link out of clf_analysis/.
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """Files outside the share, as an attacker would point at them."""
+    folder = tmp_path / "outside"
+    (folder / "layers").mkdir(parents=True)
+    (folder / "passwd").write_text("root:x:0:0:SENTINEL:/root:/bin/bash\n")
+    (folder / "info.json").write_text('{"layers": 1, "leak": "SENTINEL"}')
+    for h in (*LAYER_HEIGHTS, 7.5):
+        (folder / "layers" / f"platform_layer_pathdata_{h}mm.json").write_text('["SENTINEL"]')
+    return folder
+
+
+def _no_sentinel(response) -> None:
+    assert b"SENTINEL" not in response.get_data()
+
+
+def test_a_layer_file_linked_out_of_the_results_is_not_served(
+    client: FlaskClient, results: Path, outside: Path
+) -> None:
+    layer = results / "imagePathRawData-" / "platform_layer_pathdata_1.0mm.json"
+    layer.unlink()
+    layer.symlink_to(outside / "passwd")
+    response = client.get("/api/builds/271360/layers/1.0")
+    body = assert_problem(response, 404)
+    _no_sentinel(response)
+    assert (
+        "271360/clf_analysis/imagePathRawData-/platform_layer_pathdata_1.0mm.json"
+        in (body["detail"])
+    )
+    assert str(results) not in body["detail"]
+    listed = client.get("/api/builds/271360/layers").get_json()
+    assert listed["heights"] == [0.05, 0.1]
+
+
+def test_a_layer_folder_linked_out_of_the_results_is_neither_listed_nor_served(
+    client: FlaskClient, results: Path, outside: Path
+) -> None:
+    shutil.rmtree(results / "imagePathRawData-")
+    (results / "imagePathRawData-").symlink_to(outside / "layers")
+    listed = client.get("/api/builds/271360/layers")
+    assert listed.status_code == 200 and listed.get_json()["heights"] == []
+    for h in ("1.0", "7.5"):
+        response = client.get(f"/api/builds/271360/layers/{h}")
+        assert_problem(response, 404)
+        _no_sentinel(response)
+    assert client.get("/api/builds/271360/results").get_json()["layer_count"] == 0
+
+
+def test_a_linked_platform_info_is_not_embedded_in_the_results(
+    client: FlaskClient, results: Path, outside: Path
+) -> None:
+    (results / "platform_info.json").unlink()
+    (results / "platform_info.json").symlink_to(outside / "info.json")
+    response = client.get("/api/builds/271360/results")
+    body = assert_problem(response, 404)
+    _no_sentinel(response)
+    assert "271360/clf_analysis/platform_info.json is a symbolic link" in body["detail"]
+    _no_sentinel(client.get("/api/builds/271360/artifacts/platform_info.json"))
+    builds = {b["build_id"]: b for b in client.get("/api/builds").get_json()["builds"]}
+    assert builds["271360"]["results_available"] is False
+
+
+def test_linked_artifacts_and_folders_are_not_listed_in_the_results(
+    client: FlaskClient, results: Path, outside: Path, midas: Path
+) -> None:
+    (results / "leak.json").symlink_to(outside / "info.json")
+    (results / "other_build").symlink_to(midas / "300001")
+    (results / "holes_views").symlink_to(outside)
+    body = client.get("/api/builds/271360/results").get_json()
+    paths = {a["path"] for a in body["artifacts"]}
+    assert paths == {"clean_platforms/clean_platform_1.0mm.png", "platform_info.json"}
+    for path in ("leak.json", "holes_views/info.json", "other_build/build_300001.abp"):
+        response = client.get(f"/api/builds/271360/artifacts/{path}")
+        assert_problem(response, 404)
+        _no_sentinel(response)
+
+
+def test_an_output_folder_linked_to_another_build_serves_nothing(
+    client: FlaskClient, midas: Path, outside: Path
+) -> None:
+    write_fake_results(midas / "300001", "job-2", {"holes_interval": 10})
+    (midas / "271360" / "clf_analysis").symlink_to(midas / "300001" / "clf_analysis")
+    for route in ("results", "layers", "layers/1.0", "artifacts/platform_info.json"):
+        body = assert_problem(client.get(f"/api/builds/271360/{route}"), 404)
+        assert "271360/clf_analysis is a symbolic link" in body["detail"]
+    builds = {b["build_id"]: b for b in client.get("/api/builds").get_json()["builds"]}
+    assert builds["271360"]["results_available"] is False
+
+
+def test_a_build_folder_that_is_a_link_is_no_build(
+    client: FlaskClient, midas: Path, results: Path
+) -> None:
+    (midas / "alias").symlink_to(midas / "271360")
+    builds = {b["build_id"] for b in client.get("/api/builds").get_json()["builds"]}
+    assert "alias" not in builds
+    assert_problem(client.get("/api/builds/alias/results"), 404)
+    body = assert_problem(client.post("/api/builds/alias/analyze"), 404)
+    assert body["detail"].startswith("build 'alias': alias is a symbolic link")
+
+
+def test_a_package_link_out_of_the_build_is_refused_at_submit(
+    client: FlaskClient, midas: Path
+) -> None:
+    package = midas / "300001" / "build_300001.abp"
+    package.unlink()
+    package.symlink_to(midas / "271360" / "build_271360.abp")
+    body = assert_problem(client.post("/api/builds/300001/analyze"), 404)
+    assert "package 300001/build_300001.abp is a symbolic link" in body["detail"]
+    assert str(midas) not in body["detail"]
+    builds = {b["build_id"] for b in client.get("/api/builds").get_json()["builds"]}
+    assert "300001" not in builds
+
+
+# Issue 16, defect 9: what is served cannot be run by a browser.
+
+
+def test_artifacts_and_layers_forbid_sniffing_and_active_content(
+    client: FlaskClient, results: Path
+) -> None:
+    for url in (
+        "/api/builds/271360/artifacts/clean_platforms/clean_platform_1.0mm.png",
+        "/api/builds/271360/artifacts/platform_info.json",
+        "/api/builds/271360/layers/1.0",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "sandbox" in csp
+
+
+def test_an_html_file_dropped_into_the_results_is_never_served_as_html(
+    client: FlaskClient, results: Path
+) -> None:
+    (results / "report.html").write_text("<script>alert(document.cookie)</script>")
+    (results / "clean_platforms" / "x.svg").write_text("<svg onload='alert(1)'/>")
+    for name in ("report.html", "clean_platforms/x.svg"):
+        response = client.get(f"/api/builds/271360/artifacts/{name}")
+        assert response.status_code == 200
+        assert response.mimetype == "application/octet-stream"
+        assert response.headers["Content-Disposition"].startswith("attachment")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+
+
+def test_artifact_ranges_and_revalidation_still_work(client: FlaskClient, results: Path) -> None:
+    url = "/api/builds/271360/artifacts/platform_info.json"
+    full = client.get(url)
+    part = client.get(url, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206
+    assert part.get_data() == full.get_data()[:10]
+    assert part.headers["Content-Range"] == f"bytes 0-9/{len(full.get_data())}"
+    assert client.get(url, headers={"If-None-Match": full.headers["ETag"]}).status_code == 304

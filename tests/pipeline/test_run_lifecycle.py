@@ -230,6 +230,8 @@ def test_a_full_disk_fails_the_run_as_one_clear_error_and_keeps_old_results(fres
         with pytest.raises(AnalysisError, match="No space left") as caught:
             run(fresh_build.build_id, FAST, midas_base_path=tiny)
         assert caught.value.stage in ("layers", "pathdata", "images")
+        # Paths in the message are relative to the share, also those written through.
+        assert str(tiny) not in str(caught.value) and "/proc/" not in str(caught.value)
         build_dir = tiny / fresh_build.build_id
         assert (build_dir / "clf_analysis" / "platform_info.json").read_text() == "{}"
         assert [p.name for p in build_dir.iterdir() if ".tmp-" in p.name] == []

@@ -1,30 +1,41 @@
-"""Serving files of a build's `clf_analysis/` output folder, and nothing outside it."""
+"""Serving files of a build's `clf_analysis/` output folder, and nothing outside it.
+
+Every file is opened through `clf_analysis.build.share`: no link below the base path is
+followed (a link is answered 404 like a missing file, with a detail that says why), and
+what is sent is the file that was opened, not a name looked up again.
+"""
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path, PurePosixPath
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePosixPath
 
 from flask import Blueprint, Response, request, send_file
 
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.parsing import build_id_arg
 from clf_analysis.api.service import service
+from clf_analysis.build.discovery import build_folder
+from clf_analysis.build.share import ShareDir, UnsafeSharePath
 
 bp = Blueprint("artifacts", __name__)
 
 OUTPUT_DIR_NAME = "clf_analysis"
 MAX_ARTIFACT_PATH = 1024
-_EXTRA_TYPES = {".json": "application/json", ".png": "image/png", ".csv": "text/csv"}
-
-
-def outputs_root(build_id: str) -> Path:
-    """`<base>/<build_id>/clf_analysis` resolved; 404 when missing or escaping the base."""
-    base = service().settings.midas_base_path.resolve()
-    root = (base / build_id / OUTPUT_DIR_NAME).resolve()
-    if not root.is_relative_to(base) or not root.is_dir():
-        raise no_results(build_id)
-    return root
+# What the service writes; anything else found in the folder (an .html someone dropped
+# there) is sent as an opaque download, never with a type a browser would render.
+_TYPES = {
+    ".json": "application/json",
+    ".png": "image/png",
+    ".csv": "text/csv; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+OPAQUE_TYPE = "application/octet-stream"
+# No script, no plugin, no form, no navigation from a served file; inline styles only
+# because browsers style their own image and text viewers that way.
+ARTIFACT_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def results_changing(build_id: str) -> ApiError:
@@ -50,12 +61,43 @@ def no_results(build_id: str) -> ApiError:
     )
 
 
-def safe_artifact(root: Path, relative: str) -> Path:
-    """The file `relative` below `root`; 400 for path tricks, 404 when it is not a file.
+def refused(build_id: str, exc: UnsafeSharePath) -> ApiError:
+    """The 404 for an entry of the share that is a link or of the wrong kind."""
+    return ApiError(
+        404,
+        "Not Found",
+        f"build {build_id}: {exc}",
+        kind="share-entry-refused",
+        build_id=build_id,
+        path=exc.relpath,
+    )
 
-    Checked twice on purpose: the words of the path (no absolute, dot or hidden parts),
-    then the resolved target (a symlink inside the folder must not lead out of it).
-    """
+
+@contextmanager
+def open_outputs(build_id: str) -> Iterator[ShareDir]:
+    """`<base>/<build_id>/clf_analysis`, opened without following a link; 404 otherwise."""
+    folder = build_folder(service().settings.midas_base_path, build_id)
+    try:
+        build = folder.open()
+    except (FileNotFoundError, NotADirectoryError):
+        raise no_results(build_id) from None
+    except UnsafeSharePath as exc:
+        raise refused(build_id, exc) from None
+    try:
+        try:
+            outputs = build.subdir(OUTPUT_DIR_NAME)
+        except FileNotFoundError:
+            raise no_results(build_id) from None
+        except UnsafeSharePath as exc:
+            raise refused(build_id, exc) from None
+        with outputs:
+            yield outputs
+    finally:
+        build.close()
+
+
+def artifact_path(relative: str) -> str:
+    """`relative` when it is a plain path inside clf_analysis/; 400 for path tricks."""
     parts = PurePosixPath(relative).parts
     bad = (
         not relative
@@ -73,32 +115,56 @@ def safe_artifact(root: Path, relative: str) -> Path:
             "invalid artifact path: use a relative path inside clf_analysis/",
             kind="invalid-artifact-path",
         )
-    target = (root / Path(*parts)).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise ApiError(404, "Not Found", f"no artifact {relative!r}", kind="artifact-not-found")
-    return target
+    return relative
 
 
-def send_artifact(path: Path) -> Response:
-    """The file with validators (ETag, Last-Modified) and a revalidate-always policy.
+def content_type(name: str) -> str:
+    """The type a file of the output folder is sent with (see `_TYPES`)."""
+    return _TYPES.get(PurePosixPath(name).suffix.lower(), OPAQUE_TYPE)
+
+
+def send_artifact(outputs: ShareDir, relative: str, missing: ApiError, build_id: str) -> Response:
+    """The regular file `relative` below the outputs, with validators (ETag,
+    Last-Modified), a revalidate-always policy and headers that stop a browser from
+    sniffing or running it; `missing` when there is no such file.
 
     no-cache rather than a max-age: a new run swaps the whole folder in place under the
     same names, and the ETag keeps revalidation to a 304.
     """
-    mimetype = _EXTRA_TYPES.get(path.suffix.lower()) or (
-        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        fd = outputs.open_file(relative)
+    except (FileNotFoundError, NotADirectoryError):
+        raise missing from None
+    except UnsafeSharePath as exc:
+        raise refused(build_id, exc) from None
+    info = os.fstat(fd)
+    mimetype = content_type(relative)
+    response = send_file(
+        os.fdopen(fd, "rb"),
+        mimetype=mimetype,
+        as_attachment=mimetype == OPAQUE_TYPE,
+        download_name=PurePosixPath(relative).name,
+        etag=f"{info.st_mtime_ns:x}-{info.st_size:x}-{info.st_ino:x}",
+        last_modified=info.st_mtime,
+        conditional=False,
+        max_age=None,
     )
-    response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=None)
+    response.content_length = info.st_size
+    response.make_conditional(request.environ, accept_ranges=True, complete_length=info.st_size)
     response.cache_control.no_cache = True
     response.cache_control.public = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = ARTIFACT_CSP
     return response
 
 
 @bp.get("/api/builds/<path:build_id>/artifacts/<path:path>")
 def get_artifact(build_id: str, path: str) -> Response:
     build_id = build_id_arg(build_id)
-    root = outputs_root(build_id)
-    return send_artifact(safe_artifact(root, path))
+    relative = artifact_path(path)
+    missing = ApiError(404, "Not Found", f"no artifact {relative!r}", kind="artifact-not-found")
+    with open_outputs(build_id) as outputs:
+        return send_artifact(outputs, relative, missing, build_id)
 
 
 def artifact_url(build_id: str, relative: str) -> str:

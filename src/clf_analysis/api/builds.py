@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
+import stat
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify
 
 from clf_analysis.api.artifacts import (
     artifact_url,
     no_results,
-    outputs_root,
+    open_outputs,
+    refused,
     results_changing,
 )
 from clf_analysis.api.errors import ApiError
@@ -28,38 +30,50 @@ from clf_analysis.api.parsing import build_id_arg, int_query
 from clf_analysis.api.service import service
 from clf_analysis.build.discovery import (
     BuildNotFound,
+    BuildPackage,
     InvalidBuildId,
-    find_build_package,
+    open_build_folder,
+    package_in,
     validate_build_id,
 )
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
 from clf_analysis.jobs.models import Job
 
 log = logging.getLogger(__name__)
 bp = Blueprint("builds", __name__)
 
 PLATFORM_INFO = "platform_info.json"
+OUTPUT_DIR_NAME = "clf_analysis"
 LISTED_SUFFIXES = (".png", ".json", ".csv", ".txt")
+# Deeper folders are not listed: the service writes two levels, and a planted tree of
+# thousands of nested folders must not cost a request more than this.
+MAX_LISTED_DEPTH = 8
 
 
 def _job_view(job: Job | None) -> JobView | None:
     return JobView.of(job) if job is not None else None
 
 
-def _package(base: Path, build_id: str) -> Path | None:
+def _package(build: ShareDir, folder: BuildFolder) -> tuple[BuildPackage, bool] | None:
+    """The build's package and whether results are published; None when it is no build."""
     try:
-        return find_build_package(base, build_id)
-    except BuildNotFound:
+        package = package_in(build, folder)
+    except BuildNotFound:  # no package, or a package link the service refuses
         return None
+    try:
+        info = build.lstat(f"{OUTPUT_DIR_NAME}/{PLATFORM_INFO}")
+    except UnsafeSharePath:  # clf_analysis/ is a link: no results the service will serve
+        info = None
+    return package, info is not None and stat.S_ISREG(info.st_mode)
 
 
 def _build_summary(
-    base: Path, build_id: str, package: Path, latest_job: Job | None
+    build_id: str, package: BuildPackage, results: bool, latest_job: Job | None
 ) -> BuildSummary:
-    results = (base / build_id / "clf_analysis" / PLATFORM_INFO).is_file()
     return BuildSummary(
         build_id=build_id,
         archive=package.name,
-        size_bytes=package.stat().st_size,
+        size_bytes=package.size_bytes,
         results_available=results,
         latest_job=_job_view(latest_job),
         links={
@@ -76,7 +90,10 @@ def list_builds() -> Response:
     limit = int_query("limit", 200, minimum=1, maximum=5000)
     offset = int_query("offset", 0, minimum=0, maximum=10**9)
     try:
-        names = sorted(entry.name for entry in os.scandir(base) if entry.is_dir())
+        # A link in the base is not a build folder: the service never follows one.
+        names = sorted(
+            entry.name for entry in os.scandir(base) if entry.is_dir(follow_symlinks=False)
+        )
     except OSError as exc:
         log.error("cannot list MIDAS_BASE_PATH %s: %s", base, exc)
         raise ApiError(
@@ -91,60 +108,84 @@ def list_builds() -> Response:
             valid.append(validate_build_id(name))
         except InvalidBuildId:
             continue  # hidden folders, lost+found-like names: not builds
-    packages: dict[str, Path] = {}
+    found: dict[str, tuple[BuildPackage, bool]] = {}
     # Folders without a package are skipped, so the page is filled past `limit` folders.
+    root = base.resolve()
     for name in valid[offset:]:
-        package = _package(base, name)
-        if package is not None:
-            packages[name] = package
-            if len(packages) >= limit:
+        folder = BuildFolder(root, name)
+        try:
+            with open_build_folder(folder) as build:
+                entry = _package(build, folder)
+        except (BuildNotFound, OSError):  # gone or replaced since the listing
+            continue
+        if entry is not None:
+            found[name] = entry
+            if len(found) >= limit:
                 break
-    latest = service().store.latest_for_builds(packages)
+    latest = service().store.latest_for_builds(found)
     builds = [
-        _build_summary(base, name, package, latest.get(name)) for name, package in packages.items()
+        _build_summary(name, package, results, latest.get(name))
+        for name, (package, results) in found.items()
     ]
     return jsonify(BuildListResponse(builds=builds, count=len(builds)).dump())
+
+
+def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
+    """(path below the outputs, size) of every listed file: regular files only, in real
+    folders only (links are neither listed nor entered), hidden names and layers left out."""
+    pending = [""]
+    while pending:
+        prefix = pending.pop(0)
+        try:
+            folder = outputs.subdir(prefix.rstrip("/")) if prefix else None
+        except UnsafeSharePath:  # became a link since it was listed: not ours to enter
+            continue
+        current = folder or outputs
+        try:
+            entries = sorted(current.entries(), key=lambda e: e.name)
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                relative = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    # Layer files are thousands per build; they have their own route.
+                    if entry.name != LAYER_DIR_NAME and relative.count("/") < MAX_LISTED_DEPTH:
+                        pending.append(relative + "/")
+                elif entry.is_file(follow_symlinks=False) and entry.name.endswith(LISTED_SUFFIXES):
+                    yield relative, entry.stat(follow_symlinks=False).st_size
+        finally:
+            if folder is not None:
+                folder.close()
 
 
 @bp.get("/api/builds/<path:build_id>/results")
 def build_results(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
-    root = outputs_root(build_id)
-    info_path = root / PLATFORM_INFO
-    if not info_path.is_file():
-        raise no_results(build_id)
-    try:
-        platform_info = json.loads(info_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        log.error("unreadable %s: %s", info_path, exc)
-        raise ApiError(
-            500,
-            "Internal Server Error",
-            f"the results of build {build_id} cannot be read",
-            kind="results-unreadable",
-        ) from None
-    try:
-        artifacts = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            # Layer files are thousands per build; they have their own route.
-            dirnames[:] = sorted(
-                d for d in dirnames if d != LAYER_DIR_NAME and not d.startswith(".")
-            )
-            for filename in sorted(filenames):
-                if filename.startswith(".") or not filename.endswith(LISTED_SUFFIXES):
-                    continue
-                path = Path(dirpath) / filename
-                relative = path.relative_to(root).as_posix()
-                artifacts.append(
-                    ArtifactLink(
-                        path=relative,
-                        url=artifact_url(build_id, relative),
-                        size_bytes=path.stat().st_size,
-                    )
-                )
-        layer_count = len(layer_files(root))
-    except FileNotFoundError:  # files swapped out by a publish while being listed
-        raise results_changing(build_id) from None
+    with open_outputs(build_id) as outputs:
+        try:
+            raw = outputs.read_bytes(PLATFORM_INFO)
+        except FileNotFoundError:
+            raise no_results(build_id) from None
+        except UnsafeSharePath as exc:
+            raise refused(build_id, exc) from None
+        try:
+            platform_info = json.loads(raw)
+        except ValueError as exc:
+            log.error("unreadable %s: %s", outputs.rel(PLATFORM_INFO), exc)
+            raise ApiError(
+                500,
+                "Internal Server Error",
+                f"the results of build {build_id} cannot be read",
+                kind="results-unreadable",
+            ) from None
+        try:
+            artifacts = [
+                ArtifactLink(path=relative, url=artifact_url(build_id, relative), size_bytes=size)
+                for relative, size in _artifacts(outputs)
+            ]
+            layer_count = len(layer_files(outputs))
+        except FileNotFoundError:  # swapped out by a publish while listed
+            raise results_changing(build_id) from None
     return jsonify(
         ResultsResponse(
             build_id=build_id,

@@ -22,7 +22,7 @@ from clf_analysis.api.models import (
 )
 from clf_analysis.api.parsing import build_id_arg, idempotency_key, int_query, json_object_body
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import BuildNotFound, find_build_package
+from clf_analysis.build.discovery import BuildNotFound, BuildRefused, find_build_package
 from clf_analysis.jobs.models import FINISHED_STATES, JOB_STATES, Job
 from clf_analysis.pipeline.params import AnalysisParams
 
@@ -62,13 +62,15 @@ def _submit(build_id: str, params: AnalysisParams) -> Response:
         # Checked before anything is stored, and find_build_package never creates anything:
         # the legacy service made an empty folder for every mistyped id.
         find_build_package(svc.settings.midas_base_path, build_id)
-    except BuildNotFound:
+    except BuildNotFound as exc:
+        # A refused link is named (share-relative), so the operator knows what to fix.
+        detail = (
+            str(exc)
+            if isinstance(exc, BuildRefused)
+            else f"build {build_id} not found (no folder or no .abp package)"
+        )
         raise ApiError(
-            404,
-            "Not Found",
-            f"build {build_id} not found (no folder or no .abp package)",
-            kind="build-not-found",
-            build_id=build_id,
+            404, "Not Found", detail, kind="build-not-found", build_id=build_id
         ) from None
     wanted = params.canonical()
     outcome = svc.store.submit(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 from flask import Blueprint, Response, jsonify
 
-from clf_analysis.api.artifacts import outputs_root, results_changing, send_artifact
+from clf_analysis.api.artifacts import open_outputs, results_changing, send_artifact
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import LayerListResponse
 from clf_analysis.api.parsing import build_id_arg
+from clf_analysis.build.share import ShareDir, UnsafeSharePath
 
 bp = Blueprint("layers", __name__)
 
@@ -20,20 +20,25 @@ LAYER_DIR_NAME = "imagePathRawData-"
 LAYER_FILE = re.compile(r"^platform_layer_pathdata_([0-9.]+)mm\.json$")
 
 
-def layer_files(root: Path) -> dict[float, Path]:
-    """Height (mm) → path data file, for every layer file of an output folder."""
-    folder = root / LAYER_DIR_NAME
-    if not folder.is_dir():
+def layer_files(outputs: ShareDir) -> dict[float, str]:
+    """Height (mm) → file name, for every layer file of an output folder.
+
+    Only regular files count; a layer folder that is a link lists nothing.
+    """
+    try:
+        folder = outputs.subdir(LAYER_DIR_NAME)
+    except (FileNotFoundError, UnsafeSharePath):
         return {}
-    found: dict[float, Path] = {}
-    for path in folder.iterdir():
-        match = LAYER_FILE.match(path.name)
-        if match is None:
-            continue
-        try:
-            found[float(match.group(1))] = path
-        except ValueError:
-            continue  # "1.2.3" matches the pattern but is no number
+    found: dict[float, str] = {}
+    with folder:
+        for entry in folder.entries():
+            match = LAYER_FILE.match(entry.name)
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                found[float(match.group(1))] = entry.name
+            except ValueError:
+                continue  # "1.2.3" matches the pattern but is no number
     return found
 
 
@@ -41,7 +46,8 @@ def layer_files(root: Path) -> dict[float, Path]:
 def list_layers(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
     try:
-        heights = sorted(layer_files(outputs_root(build_id)))
+        with open_outputs(build_id) as outputs:
+            heights = sorted(layer_files(outputs))
     except FileNotFoundError:  # the folder was swapped out by a publish while listed
         raise results_changing(build_id) from None
     return jsonify(
@@ -69,12 +75,8 @@ def get_layer(build_id: str, height: str) -> Response:
     # "12.35", "12.3500" and "12.35mm" all name platform_layer_pathdata_12.35mm.json.
     # The name is built, not looked up in a listing of thousands of files.
     name = f"platform_layer_pathdata_{round(wanted, 4)}mm.json"
-    path = outputs_root(build_id) / LAYER_DIR_NAME / name
-    if not path.is_file():
-        raise ApiError(
-            404,
-            "Not Found",
-            f"build {build_id} has no layer at {wanted} mm",
-            kind="layer-not-found",
-        )
-    return send_artifact(path)
+    missing = ApiError(
+        404, "Not Found", f"build {build_id} has no layer at {wanted} mm", kind="layer-not-found"
+    )
+    with open_outputs(build_id) as outputs:
+        return send_artifact(outputs, f"{LAYER_DIR_NAME}/{name}", missing, build_id)

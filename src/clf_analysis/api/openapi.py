@@ -94,7 +94,7 @@ ROUTES: dict[str, RouteDoc] = {
         "platform_info.json and artifact links", responses={200: m.ResultsResponse, 404: m.Problem}
     ),
     "artifacts.get_artifact": RouteDoc(
-        "A file of clf_analysis/ (ETag, Last-Modified)",
+        "A file of clf_analysis/ (ETag, Last-Modified, nosniff, sandboxing CSP; no link followed)",
         responses={200: "application/octet-stream", 304: None, 400: m.Problem, 404: m.Problem},
     ),
     "layers.list_layers": RouteDoc(

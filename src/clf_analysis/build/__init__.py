@@ -1,4 +1,5 @@
-"""The `.abp` build package: discovery, safe member access, folder exclusions."""
+"""The `.abp` build package: discovery, safe member access, folder exclusions, and the
+build share itself, opened without following links (`share`)."""
 
 from clf_analysis.build.archive import (
     ArchiveLimits,
@@ -11,6 +12,8 @@ from clf_analysis.build.archive import (
 )
 from clf_analysis.build.discovery import (
     BuildNotFound,
+    BuildPackage,
+    BuildRefused,
     InvalidBuildId,
     find_build_package,
     validate_build_id,
@@ -21,18 +24,24 @@ from clf_analysis.build.exclusions import (
     load_exclusions,
     parse_exclusions,
 )
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
 
 __all__ = [
     "ArchiveLimits",
     "BuildArchive",
     "BuildArchiveError",
     "BuildError",
+    "BuildFolder",
     "BuildNotFound",
+    "BuildPackage",
+    "BuildRefused",
     "Exclusions",
     "ExclusionsError",
     "InvalidBuildId",
     "PartFile",
+    "ShareDir",
     "UnsafeArchiveError",
+    "UnsafeSharePath",
     "find_build_package",
     "load_exclusions",
     "open_archive",

@@ -7,14 +7,18 @@ the archive is opened, because an `.abp` comes from a network share we do not co
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -150,20 +154,28 @@ def _part_file(info: zipfile.ZipInfo) -> PartFile | None:
 class BuildArchive:
     """An open, validated `.abp` package; use `open_archive` to get one."""
 
-    def __init__(self, path: Path, limits: ArchiveLimits = ArchiveLimits()) -> None:
+    def __init__(
+        self, path: Path, limits: ArchiveLimits = ArchiveLimits(), *, follow_symlinks: bool = True
+    ) -> None:
         self.path = Path(path)
         self.limits = limits
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._file = _open_package(self.path, follow_symlinks)
         except FileNotFoundError as exc:
             raise BuildArchiveError(f"{self.path}: build package not found") from exc
+        except OSError as exc:
+            reason = "a symbolic link, not followed" if exc.errno == errno.ELOOP else exc.strerror
+            raise BuildArchiveError(f"{self.path}: cannot be opened ({reason})") from exc
+        try:
+            self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+            self._file.close()
             raise BuildArchiveError(f"{self.path}: not a readable ZIP archive ({exc})") from exc
         try:
             infos = self._zip.infolist()
             _validate(self.path, infos, limits)
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
         self._infos = {info.filename: info for info in infos}
 
@@ -180,15 +192,21 @@ class BuildArchive:
 
     def close(self) -> None:
         self._zip.close()
+        self._file.close()
 
     @property
     def size_bytes(self) -> int:
-        return self.path.stat().st_size
+        return os.fstat(self._file.fileno()).st_size
 
     def sha256(self) -> str:
-        """Hex SHA-256 of the package file, read in chunks."""
-        with self.path.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        """Hex SHA-256 of the package file, read in chunks (of the file opened, by its
+        own descriptor: the name may meanwhile lead elsewhere)."""
+        digest = hashlib.sha256()
+        offset = 0
+        while chunk := os.pread(self._file.fileno(), 1 << 20, offset):
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
 
     def member_names(self) -> list[str]:
         """Every member name as stored, in archive order."""
@@ -226,6 +244,29 @@ class BuildArchive:
         return data
 
 
-def open_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> BuildArchive:
-    """Open and validate a build package; use it as a context manager."""
-    return BuildArchive(path, limits)
+def _open_package(path: Path, follow_symlinks: bool) -> BinaryIO:
+    """The package file; without `follow_symlinks` a link in its place is refused (ELOOP),
+    and in any case only a regular file is read (a FIFO would hang the reader)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def open_archive(
+    path: Path, limits: ArchiveLimits = ArchiveLimits(), *, follow_symlinks: bool = True
+) -> BuildArchive:
+    """Open and validate a build package; use it as a context manager.
+
+    Packages on the build share are opened with `follow_symlinks=False`.
+    """
+    return BuildArchive(path, limits, follow_symlinks=follow_symlinks)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
-from pathlib import Path
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from clf_analysis.build.archive import BuildError
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+
+log = logging.getLogger(__name__)
 
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -16,6 +23,32 @@ class InvalidBuildId(BuildError, ValueError):
 
 class BuildNotFound(BuildError):
     """The build folder or its `.abp` package does not exist."""
+
+
+class BuildRefused(BuildNotFound):
+    """The build folder or its package is a link or an entry of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class BuildPackage:
+    """The `.abp` of a build: `name` is the regular file in `folder` that holds the bytes.
+
+    `link` is the name that was chosen when that name is a link to `name` (see
+    `resolve_package_link`).
+    """
+
+    folder: BuildFolder
+    name: str
+    size_bytes: int
+    link: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path / self.name
+
+    @property
+    def relpath(self) -> str:
+        return self.folder.relpath(self.name)
 
 
 def validate_build_id(value: str | int) -> str:
@@ -45,26 +78,78 @@ def choose_package(names: list[str], build_id: str) -> str | None:
     return ordered[0] if ordered else None
 
 
-def find_build_package(midas_base_path: Path, build_id: str) -> Path:
-    """The `.abp` of `<base>/<build_id>/`; never creates anything.
+def build_folder(midas_base_path: Path, build_id: str) -> BuildFolder:
+    """`<base>/<build_id>`: the only place a build's inputs and outputs may be."""
+    return BuildFolder(Path(midas_base_path).resolve(), validate_build_id(build_id))
 
-    Raises BuildNotFound when the folder or the package is missing, or when either
-    resolves (through a symlink) outside the base path.
+
+def open_build_folder(folder: BuildFolder) -> ShareDir:
+    """The build folder, opened without following a link; BuildNotFound / BuildRefused."""
+    try:
+        return folder.open()
+    except (FileNotFoundError, NotADirectoryError):
+        raise BuildNotFound(f"build {folder.name!r}: no folder {folder.name}") from None
+    except UnsafeSharePath as exc:
+        raise BuildRefused(f"build {folder.name!r}: {exc}") from None
+
+
+def resolve_package_link(share: ShareDir, folder: BuildFolder, name: str) -> BuildPackage:
+    """The package `name` of an open build folder, following at most one sibling link.
+
+    A link is accepted only when its text is the name of a regular file beside it in the
+    same folder (`271360.abp -> 271360_v2.abp`): such a link cannot lead the service out
+    of the build, and tools keep a stable name for a re-exported package that way.
+    Anything else (another folder, a link to a link, a missing target) is refused.
     """
-    build_id = validate_build_id(build_id)
-    base = Path(midas_base_path).resolve()
-    folder = base / build_id
-    if not folder.is_dir():
-        raise BuildNotFound(f"build {build_id!r}: no folder {folder}")
+    info = share.lstat(name)
+    if info is None:
+        raise BuildNotFound(f"build {folder.name!r}: no package {folder.relpath(name)}")
+    if stat.S_ISREG(info.st_mode):
+        return BuildPackage(folder, name, info.st_size)
+    if not stat.S_ISLNK(info.st_mode):
+        raise BuildRefused(
+            f"build {folder.name!r}: package {folder.relpath(name)} is not a regular file"
+        )
+    target = os.readlink(name, dir_fd=share.fd)
+    sibling = PurePosixPath(os.path.normpath(target))
+    target_info = (
+        share.lstat(sibling.name)
+        if len(sibling.parts) == 1 and sibling.name not in (".", "..")
+        else None
+    )
+    if target_info is None or not stat.S_ISREG(target_info.st_mode):
+        log.warning(
+            "build %s: package link %s -> %s refused", folder.name, folder.relpath(name), target
+        )
+        raise BuildRefused(
+            f"build {folder.name!r}: package {folder.relpath(name)} is a symbolic link that "
+            "does not name a regular file beside it (outside the build folder, a folder, "
+            "another link or nothing); refused"
+        )
+    return BuildPackage(folder, sibling.name, target_info.st_size, link=name)
+
+
+def package_in(share: ShareDir, folder: BuildFolder) -> BuildPackage:
+    """The package of an open build folder, chosen by the spec rule among its `.abp` files
+    and links (see `resolve_package_link`); folders and special files are not packages."""
     names = [
         entry.name
-        for entry in folder.iterdir()
-        if entry.suffix.lower() == ".abp" and entry.is_file()
+        for entry in share.entries()
+        if Path(entry.name).suffix.lower() == ".abp"
+        and (entry.is_file(follow_symlinks=False) or entry.is_symlink())
     ]
-    chosen = choose_package(names, build_id)
+    chosen = choose_package(names, folder.name)
     if chosen is None:
-        raise BuildNotFound(f"build {build_id!r}: no .abp package in {folder}")
-    package = (folder / chosen).resolve()
-    if not package.is_relative_to(base):
-        raise BuildNotFound(f"build {build_id!r}: package {chosen!r} resolves outside {base}")
-    return package
+        raise BuildNotFound(f"build {folder.name!r}: no .abp package in {folder.name}")
+    return resolve_package_link(share, folder, chosen)
+
+
+def find_build_package(midas_base_path: Path, build_id: str) -> BuildPackage:
+    """The `.abp` of `<base>/<build_id>/`; never creates anything.
+
+    Raises BuildNotFound when the folder or the package is missing, BuildRefused when the
+    folder is a link or the package a link out of the folder.
+    """
+    folder = build_folder(midas_base_path, build_id)
+    with open_build_folder(folder) as share:
+        return package_in(share, folder)

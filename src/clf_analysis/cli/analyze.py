@@ -82,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from clf_analysis.build.exclusions import ExclusionsError, load_exclusions
+    from clf_analysis.build.share import BuildFolder
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
     from clf_analysis.pipeline.job import archive_limits, processes_per_job
     from clf_analysis.pipeline.params import AnalysisParams
+    from clf_analysis.pipeline.publish import OUTPUT_DIR
     from clf_analysis.pipeline.run import RunOptions
     from clf_analysis.pipeline.run import run as run_analysis
     from clf_analysis.render.plate import Plate
@@ -130,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         print("clf-analysis analyze: interrupted; previous results left untouched", file=sys.stderr)
         return 130
     bar.close()
-    info = json.loads(result.summary_path.read_text(encoding="utf-8"))
+    # Read back through the share module: the folder may be on the share, where a link
+    # could replace the results a moment after they were published.
+    folder = result.output_dir.parent
+    with BuildFolder(folder.parent, folder.name).open() as build:
+        info = json.loads(build.read_bytes(f"{OUTPUT_DIR}/platform_info.json"))
     print("\n".join(report_lines(info, str(result.output_dir), result.duration_seconds)))
     return 0

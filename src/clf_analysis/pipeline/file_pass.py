@@ -117,7 +117,8 @@ def run_file_pass(
     started = time.perf_counter()
     part = task.part
     try:
-        with open_archive(task.archive_path, task.archive_limits) as archive:
+        # The package is on the build share: a link put in its place is refused.
+        with open_archive(task.archive_path, task.archive_limits, follow_symlinks=False) as archive:
             data = archive.read(part)
     except BuildError as exc:
         raise AnalysisError(str(exc), stage="parse", file=part.key, kind="bad_package") from exc

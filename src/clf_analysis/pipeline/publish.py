@@ -2,28 +2,25 @@
 
 The live `clf_analysis/` directory is never edited in place: a run writes into
 `clf_analysis.tmp-<run>/` and swaps it in while holding the build's `.clf_analysis.lock`
-exclusively, the lock that readers of other services hold shared.
+exclusively, the lock that readers of other services hold shared. Everything here works
+on an open build folder (`ShareDir`): no link in the share is ever followed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import errno
 import fcntl
 import json
 import logging
 import os
-import shutil
+import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from filelock import FileLock, Timeout
-
+from clf_analysis.build.share import ShareDir, UnsafeSharePath
 from clf_analysis.pipeline.errors import BuildLocked
 
 log = logging.getLogger(__name__)
@@ -31,13 +28,17 @@ log = logging.getLogger(__name__)
 OUTPUT_DIR = "clf_analysis"
 LOCK_FILE = ".clf_analysis.lock"
 RUN_LOG = "processes_run.json"
+RUN_LOG_LOCK = f"{RUN_LOG}.lock"
 RUN_LOG_KEY = "clf_analysis"
 RUN_LOG_DESCRIPTION = "CLF analysis and platform path processing"
 TMP_PREFIX = f"{OUTPUT_DIR}.tmp-"
 OLD_PREFIX = f"{OUTPUT_DIR}.old-"
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
+SPOOL_SUFFIX = ".spool"
+# Run ids are uuid4 hex: only folders named like this can be a dead run's leftovers.
+_LEFTOVER = re.compile(
+    rf"^(?:{re.escape(TMP_PREFIX)}[0-9a-f]{{32}}(?:{re.escape(SPOOL_SUFFIX)})?"
+    rf"|{re.escape(OLD_PREFIX)}[0-9a-f]{{32}})$"
+)
 
 
 @dataclass(frozen=True)
@@ -48,30 +49,61 @@ class LockPolicy:
     delay_seconds: float = 0.2
 
 
-def temp_output_dir(build_dir: Path, run_id: str) -> Path:
-    return build_dir / f"{TMP_PREFIX}{run_id}"
+def temp_output_name(run_id: str) -> str:
+    return f"{TMP_PREFIX}{run_id}"
 
 
-def remove_stale_temp_dirs(build_dir: Path, keep: str | None = None) -> list[Path]:
-    """Delete temp/old output dirs of runs that died; returns what was removed."""
-    removed = []
-    for entry in build_dir.iterdir():
-        if entry.name == keep or not entry.is_dir():
+def spool_name(run_id: str) -> str:
+    """The folder beside the temp output where a run keeps its per-file path-data spools."""
+    return f"{TMP_PREFIX}{run_id}{SPOOL_SUFFIX}"
+
+
+def check_output_dir(build: ShareDir) -> None:
+    """The live output must be a real folder when present: a link in its place is refused
+    (the swap would move the link, and readers would follow it)."""
+    info = build.lstat(OUTPUT_DIR)
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a folder"
+        raise UnsafeSharePath(build.rel(OUTPUT_DIR), f"is {kind}")
+
+
+def _leftovers(build: ShareDir, prefix: str) -> list[str]:
+    """Real folders, owned by this user, named as this service names a run's folders.
+
+    Anything else (a link, someone else's folder, a folder named by hand) is never ours
+    to delete or to restore.
+    """
+    found = []
+    for entry in build.entries():
+        if not (entry.name.startswith(prefix) and _LEFTOVER.match(entry.name)):
             continue
-        if entry.name.startswith(TMP_PREFIX) or entry.name.startswith(OLD_PREFIX):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+        own = entry.is_dir(follow_symlinks=False)
+        if own and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
+            found.append(entry.name)
+            continue
+        log.warning("left alone: %s is not a folder this service created", build.rel(entry.name))
+    return sorted(found)
+
+
+def remove_stale_temp_dirs(build: ShareDir, keep: str | None = None) -> list[str]:
+    """Delete temp/old output folders of runs that died; returns the names removed."""
+    removed = []
+    for name in _leftovers(build, TMP_PREFIX) + _leftovers(build, OLD_PREFIX):
+        if name == keep:
+            continue
+        with contextlib.suppress(OSError, UnsafeSharePath):
+            build.rmtree(name)
+        removed.append(name)
     return removed
 
 
-def recover_interrupted_swap(build_dir: Path) -> None:
+def recover_interrupted_swap(build: ShareDir) -> None:
     """Put back the previous results if a fallback swap died between its two renames."""
-    live = build_dir / OUTPUT_DIR
-    if live.exists():
+    if build.lstat(OUTPUT_DIR) is not None:
         return
-    olds = sorted(p for p in build_dir.glob(f"{OLD_PREFIX}*") if p.is_dir())
+    olds = _leftovers(build, OLD_PREFIX)
     if olds:
-        os.rename(olds[-1], live)
+        build.rename(olds[-1], OUTPUT_DIR)
         log.warning("restored previous results from %s after an interrupted swap", olds[-1])
 
 
@@ -88,76 +120,70 @@ def flock_exclusive(fd: int, policy: LockPolicy, failure: Callable[[], Exception
 
 
 @contextlib.contextmanager
-def exclusive_build_lock(
-    build_dir: Path, holder: str, policy: LockPolicy = LockPolicy()
-) -> Iterator[None]:
-    """Hold `<build>/.clf_analysis.lock` exclusively (non-blocking tries, bounded)."""
-    path = build_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+def locked_file(
+    build: ShareDir, name: str, policy: LockPolicy, failure: Callable[[], Exception]
+) -> Iterator[int]:
+    """Hold `<build>/<name>` exclusively (flock); created when missing.
+
+    Opened without following a link and only when it is a regular file with a single
+    link: a planted lock file must not make the service create, truncate or write a file
+    anywhere else (another build's package, the job store).
+    """
+    fd = build.open_private_file(name, os.O_RDWR | os.O_CREAT, 0o664)
     try:
-        flock_exclusive(
-            fd,
-            policy,
-            lambda: BuildLocked(
-                f"{path} stays locked by another reader or writer",
-                stage="publish",
-                kind="build_locked",
-            ),
-        )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode("utf-8") + b"\n", 0)
+        flock_exclusive(fd, policy, failure)
         try:
-            yield
+            yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
 
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one syscall (Linux renameat2); False where unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(a))
+@contextlib.contextmanager
+def exclusive_build_lock(
+    build: ShareDir, holder: str, policy: LockPolicy = LockPolicy()
+) -> Iterator[None]:
+    """Hold `<build>/.clf_analysis.lock` exclusively (non-blocking tries, bounded)."""
+
+    def busy() -> BuildLocked:
+        return BuildLocked(
+            f"{build.rel(LOCK_FILE)} stays locked by another reader or writer",
+            stage="publish",
+            kind="build_locked",
+        )
+
+    with locked_file(build, LOCK_FILE, policy, busy) as fd:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode("utf-8") + b"\n", 0)
+        yield
 
 
-def swap_into_place(build_dir: Path, new_dir: Path, run_id: str) -> None:
-    """Make `new_dir` the live output; the previous output is deleted afterwards.
+def swap_into_place(build: ShareDir, new_name: str, run_id: str) -> None:
+    """Make the folder `new_name` the live output; the previous output is deleted afterwards.
 
     Caller holds the build lock. With RENAME_EXCHANGE the live name never disappears;
     where the filesystem lacks it (some network shares), two renames are used and an
     interruption between them is repaired by `recover_interrupted_swap`.
     """
-    live = build_dir / OUTPUT_DIR
-    old = build_dir / f"{OLD_PREFIX}{run_id}"
-    if not live.exists():
-        os.rename(new_dir, live)
+    check_output_dir(build)
+    old = f"{OLD_PREFIX}{run_id}"
+    if build.lstat(OUTPUT_DIR) is None:
+        build.rename(new_name, OUTPUT_DIR)
         return
-    if _rename_exchange(new_dir, live):
-        os.rename(new_dir, old)  # new_dir now holds the previous results
+    if build.exchange(new_name, OUTPUT_DIR):
+        build.rename(new_name, old)  # new_name now holds the previous results
     else:
-        os.rename(live, old)
-        os.rename(new_dir, live)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
+        build.rename(OUTPUT_DIR, old)
+        build.rename(new_name, OUTPUT_DIR)
+    try:
+        build.rmtree(old)
+    except (OSError, UnsafeSharePath) as exc:
+        log.warning("previous results %s not removed: %s", build.rel(old), exc)
 
 
 def record_run(
-    build_dir: Path,
+    build: ShareDir,
     *,
     run_id: str,
     start_time: datetime,
@@ -165,62 +191,70 @@ def record_run(
     status: str,
     timestamp_folder: str = OUTPUT_DIR,
     lock_timeout: float = 30.0,
-) -> Path | None:
+) -> str | None:
     """Append this run to `processes_run.json`, keeping other services' keys.
 
-    Written to a temp file and renamed, under a file lock. An unreadable log is renamed
-    aside (and returned) rather than reset: it may hold another service's history.
+    Written to a temp file and renamed, under `processes_run.json.lock`: an flock, the
+    same lock the `filelock` package takes on Unix, so writers using it still exclude us.
+    A log that cannot be read — not JSON, or not a regular file (a link, a folder) — is
+    renamed aside (its new name is returned) rather than reset or followed: it may hold
+    another service's history.
     """
-    path = build_dir / RUN_LOG
-    kept_aside: Path | None = None
-    try:
-        with FileLock(str(path) + ".lock", timeout=lock_timeout):
-            data: dict[str, object] = {}
-            if path.exists():
-                try:
-                    loaded = json.loads(path.read_text(encoding="utf-8"))
-                    if not isinstance(loaded, dict):
-                        raise ValueError("top level is not an object")
-                    data = loaded
-                except (ValueError, UnicodeDecodeError) as exc:
-                    kept_aside = path.with_name(
-                        f"{RUN_LOG}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{run_id}"
-                    )
-                    os.rename(path, kept_aside)
-                    log.warning("%s was unreadable (%s); kept as %s", path, exc, kept_aside)
-            section = data.get(RUN_LOG_KEY)
-            if section is not None and (
-                not isinstance(section, dict) or not isinstance(section.get("runs"), list)
-            ):
-                # Not ours to discard: our history in a shape we cannot extend is kept
-                # beside the fresh section, under a key that says what happened.
-                aside_key = f"{RUN_LOG_KEY}.malformed-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-                data[aside_key] = section
-                log.warning("%s: malformed %r section kept as %r", path, RUN_LOG_KEY, aside_key)
-                section = None
-            if section is None:
-                section = {"description": RUN_LOG_DESCRIPTION, "runs": []}
-            section.setdefault("description", RUN_LOG_DESCRIPTION)
-            runs = section["runs"]
-            assert isinstance(runs, list)
-            runs.append(
-                {
-                    "run_id": run_id,
-                    "start_time": start_time.isoformat(),
-                    "end_time": end_time.isoformat(),
-                    "duration_seconds": round((end_time - start_time).total_seconds(), 3),
-                    "status": status,
-                    "timestamp_folder": timestamp_folder,
-                }
+
+    def busy() -> BuildLocked:
+        return BuildLocked(
+            f"{build.rel(RUN_LOG_LOCK)} held for more than {lock_timeout} s",
+            stage="publish",
+            kind="build_locked",
+        )
+
+    delay = 0.05
+    policy = LockPolicy(attempts=max(1, int(lock_timeout / delay) + 1), delay_seconds=delay)
+    kept_aside: str | None = None
+    with locked_file(build, RUN_LOG_LOCK, policy, busy):
+        data: dict[str, object] = {}
+        try:
+            loaded = json.loads(build.read_bytes(RUN_LOG))
+            if not isinstance(loaded, dict):
+                raise ValueError("top level is not an object")
+            data = loaded
+        except FileNotFoundError:
+            pass
+        except (ValueError, UnicodeDecodeError, UnsafeSharePath) as exc:
+            kept_aside = f"{RUN_LOG}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{run_id}"
+            build.rename(RUN_LOG, kept_aside)
+            log.warning("%s was unreadable (%s); kept as %s", build.rel(RUN_LOG), exc, kept_aside)
+        section = data.get(RUN_LOG_KEY)
+        if section is not None and (
+            not isinstance(section, dict) or not isinstance(section.get("runs"), list)
+        ):
+            # Not ours to discard: our history in a shape we cannot extend is kept
+            # beside the fresh section, under a key that says what happened.
+            aside_key = f"{RUN_LOG_KEY}.malformed-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+            data[aside_key] = section
+            log.warning(
+                "%s: malformed %r section kept as %r", build.rel(RUN_LOG), RUN_LOG_KEY, aside_key
             )
-            data[RUN_LOG_KEY] = section
-            tmp = path.with_name(f".{RUN_LOG}.tmp-{run_id}")
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            os.replace(tmp, path)
-    except Timeout:
-        raise BuildLocked(
-            f"{path}.lock held for more than {lock_timeout} s", stage="publish", kind="build_locked"
-        ) from None
+            section = None
+        if section is None:
+            section = {"description": RUN_LOG_DESCRIPTION, "runs": []}
+        section.setdefault("description", RUN_LOG_DESCRIPTION)
+        runs = section["runs"]
+        assert isinstance(runs, list)
+        runs.append(
+            {
+                "run_id": run_id,
+                "start_time": start_time.isoformat(),
+                "end_time": end_time.isoformat(),
+                "duration_seconds": round((end_time - start_time).total_seconds(), 3),
+                "status": status,
+                "timestamp_folder": timestamp_folder,
+            }
+        )
+        data[RUN_LOG_KEY] = section
+        build.write_atomically(
+            RUN_LOG, json.dumps(data, indent=2).encode("utf-8"), f".{RUN_LOG}.tmp-{run_id}"
+        )
     return kept_aside
 
 

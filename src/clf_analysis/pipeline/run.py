@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,8 +24,17 @@ import numpy as np
 import orjson
 
 from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
-from clf_analysis.build.discovery import find_build_package, validate_build_id
+from clf_analysis.build.discovery import (
+    BuildNotFound,
+    BuildPackage,
+    BuildRefused,
+    build_folder,
+    open_build_folder,
+    package_in,
+    resolve_package_link,
+)
 from clf_analysis.build.exclusions import Exclusions, load_exclusions
+from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.geometry.stats import BuildStats, LayerStats, z_key
 from clf_analysis.pipeline import heights as H
@@ -40,15 +48,18 @@ from clf_analysis.pipeline.pool import RunPool
 from clf_analysis.pipeline.progress import ProgressFn, ProgressTracker
 from clf_analysis.pipeline.publish import (
     OUTPUT_DIR,
+    RUN_LOG,
     LockPolicy,
+    check_output_dir,
     exclusive_build_lock,
-    flock_exclusive,
     holder_hint,
+    locked_file,
     record_run,
     recover_interrupted_swap,
     remove_stale_temp_dirs,
+    spool_name,
     swap_into_place,
-    temp_output_dir,
+    temp_output_name,
 )
 from clf_analysis.render.plate import Plate
 
@@ -60,6 +71,7 @@ MIN_LAYER_THICKNESS_MM = 0.001
 # Bounds the grid and the per-file index arrays (1,000 mm of 1 µm layers).
 MAX_LAYER_HEIGHTS = 1_000_000
 RUN_LOCK_FILE = ".clf_analysis.run.lock"
+PLATFORM_INFO = "platform_info.json"
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,9 @@ class RunResult:
     invalid_loops: int
     warnings: list[str]
     timings: dict[str, float]
+    # Relative to the share's base (`271360/clf_analysis`): what clients may be shown.
+    output_relpath: str = ""
+    summary_relpath: str = ""
 
     def to_legacy(self) -> dict[str, Any]:
         return {
@@ -99,6 +114,8 @@ class RunResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "summary_path": str(self.summary_path),
             "output_dir": str(self.output_dir),
+            "summary_relpath": self.summary_relpath,
+            "output_relpath": self.output_relpath,
             "holes_interval": self.params.holes_interval,
             "create_composite_views": self.params.create_composite_views,
             "parts": self.parts,
@@ -131,45 +148,65 @@ def _silent(stage: str, fraction: float, message: str) -> None:
 
 
 @contextlib.contextmanager
-def _run_lock(build_dir: Path, policy: LockPolicy) -> Iterator[None]:
+def _run_lock(build: ShareDir, policy: LockPolicy) -> Iterator[None]:
     """One run per build folder at a time, also across CLI and service processes.
 
     Tried for a bounded time: a retried job may start while the process of its lost
     attempt is still stopping.
     """
-    fd = os.open(build_dir / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
-    try:
-        flock_exclusive(
-            fd,
-            policy,
-            lambda: BuildLocked(
-                f"another analysis of {build_dir.name} is running", stage="prepare", kind="busy"
-            ),
+
+    def busy() -> BuildLocked:
+        return BuildLocked(
+            f"another analysis of {build.relpath} is running", stage="prepare", kind="busy"
         )
+
+    with locked_file(build, RUN_LOCK_FILE, policy, busy):
         yield
-    finally:
-        os.close(fd)
 
 
-def spool_dir_for(out: Path) -> Path:
-    """Where a run writing into `out` keeps its per-file path-data spools."""
-    return out.with_name(out.name + ".spool")
+def locate_build(build: str | Path, midas_base_path: Path | None) -> tuple[BuildFolder, str | None]:
+    """The build folder to analyse, and the package's name when `build` is a path to one.
 
-
-def locate_package(build: str | Path, midas_base_path: Path | None) -> tuple[str, Path]:
-    """(build id, .abp path) from a build id under MIDAS_BASE_PATH or a path to an .abp."""
+    A build id names `<MIDAS_BASE_PATH>/<id>/`, whatever its package links to. A package
+    path (`clf-analysis analyze PATH.abp`) names the folder the user typed, resolved: links
+    in the user's own path are the user's choice. The package itself is held to the
+    share's rules either way (that folder may well be on the share).
+    """
     as_path = Path(build)
     if str(build).endswith(".abp") or as_path.is_file():
-        if not as_path.is_file():
-            raise AnalysisError(f"no such package: {as_path}", stage="prepare", kind="not_found")
-        return as_path.resolve().parent.name, as_path.resolve()
+        folder = as_path.parent.resolve()
+        if folder == folder.parent:
+            raise AnalysisError(
+                f"{as_path}: put the package in a folder of its own (the results go beside it)",
+                stage="prepare",
+                kind="not_found",
+            )
+        return BuildFolder(folder.parent, folder.name), as_path.name
     if midas_base_path is None:
         raise AnalysisError("MIDAS_BASE_PATH is not set", stage="prepare", kind="config")
     try:
-        build_id = validate_build_id(str(build))
-        return build_id, find_build_package(midas_base_path, build_id)
+        return build_folder(midas_base_path, str(build)), None
     except BuildError as exc:
         raise AnalysisError(str(exc), stage="prepare", kind="not_found") from exc
+
+
+@contextlib.contextmanager
+def _share_refusals(stage: str) -> Iterator[None]:
+    """A missing or refused entry of the share as the run's error, naming it."""
+    try:
+        yield
+    except (BuildRefused, UnsafeSharePath) as exc:
+        raise AnalysisError(str(exc), stage=stage, kind="unsafe_share") from exc
+    except BuildNotFound as exc:
+        raise AnalysisError(str(exc), stage=stage, kind="not_found") from exc
+
+
+def _shown(exc: AnalysisError, places: dict[str, str]) -> AnalysisError:
+    """`exc` with server paths in its message made relative to the share."""
+    detail = share_relative(exc.detail, places)
+    if detail == exc.detail:
+        return exc
+    return type(exc)(detail, stage=exc.stage, file=exc.file, layer=exc.layer, kind=exc.kind)
 
 
 def run(
@@ -181,7 +218,11 @@ def run(
     progress: ProgressFn = _silent,
     is_cancelled: Callable[[], bool] = _never,
 ) -> RunResult:
-    """Analyse one build and publish its outputs; raises AnalysisError / AnalysisCancelled."""
+    """Analyse one build and publish its outputs; raises AnalysisError / AnalysisCancelled.
+
+    Every path of the build is opened relative to the build folder without following a
+    link (`clf_analysis.build.share`); outputs go to `<folder>/clf_analysis` only.
+    """
     options = options or RunOptions()
     started = datetime.now(UTC)
     t_start = time.perf_counter()
@@ -189,50 +230,26 @@ def run(
     run_id = uuid.uuid4().hex
     tracker = ProgressTracker(progress)
     tracker.stage("prepare", "locating the build package")
-    build_id, package = locate_package(build, midas_base_path)
-    build_dir = package.parent
+    folder, package_name = locate_build(build, midas_base_path)
+    build_id = folder.name
     context = {"build_id": build_id, "run_id": run_id, "job_id": options.job_id}
-    log.info("analysis of %s started (%s)", build_id, package.name, extra=context)
-    with _run_lock(build_dir, options.lock_policy):
-        recover_interrupted_swap(build_dir)
-        remove_stale_temp_dirs(build_dir)
-        tmp = temp_output_dir(build_dir, run_id)
-        tmp.mkdir()
-        status = "failed"
-        try:
-            result = _Analysis(
-                build_id, package, tmp, params, options, run_id, tracker, is_cancelled
-            ).execute()
-            tracker.stage("publish", "publishing results")
-            if is_cancelled():
-                raise AnalysisCancelled()
-            hint = holder_hint(options.job_id or run_id, started)
-            with exclusive_build_lock(build_dir, hint, options.lock_policy):
-                swap_into_place(build_dir, tmp, run_id)
-            status = "completed"
-        except AnalysisCancelled:
-            status = "cancelled"
-            log.info("analysis of %s cancelled", build_id, extra=context)
-            raise
-        except AnalysisError as exc:
-            log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
-            raise
-        except Exception as exc:  # disk full, permissions…: still one error naming the stage
-            log.exception("analysis of %s failed", build_id, extra=context)
-            raise AnalysisError(
-                f"{type(exc).__name__}: {exc}", stage=tracker.current_stage, kind="internal"
-            ) from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(spool_dir_for(tmp), ignore_errors=True)
-            with contextlib.suppress(BuildLocked, OSError):
-                record_run(
-                    build_dir,
-                    run_id=run_id,
-                    start_time=started,
-                    end_time=datetime.now(UTC),
-                    status=status,
-                )
+    with _share_refusals("prepare"):
+        share = open_build_folder(folder)
+    with share:
+        with _share_refusals("prepare"):
+            package = (
+                package_in(share, folder)
+                if package_name is None
+                else resolve_package_link(share, folder, package_name)
+            )
+        log.info("analysis of %s started (%s)", build_id, package.name, extra=context)
+        with _share_refusals("prepare"), _run_lock(share, options.lock_policy):
+            check_output_dir(share)
+            recover_interrupted_swap(share)
+            remove_stale_temp_dirs(share)
+            result = _run_locked(
+                share, package, params, options, run_id, started, tracker, is_cancelled
+            )
     duration = time.perf_counter() - t_start
     log.info(
         "analysis of %s completed in %.1f s",
@@ -241,12 +258,98 @@ def run(
         extra={**context, "timings": result.timings, "parts": result.parts},
     )
     tracker.finish("completed")
+    output_dir = folder.path / OUTPUT_DIR
     return replace(
         result,
-        output_dir=build_dir / OUTPUT_DIR,
-        summary_path=build_dir / OUTPUT_DIR / "platform_info.json",
+        output_dir=output_dir,
+        summary_path=output_dir / PLATFORM_INFO,
+        output_relpath=folder.relpath(OUTPUT_DIR),
+        summary_relpath=folder.relpath(OUTPUT_DIR, PLATFORM_INFO),
         duration_seconds=duration,
     )
+
+
+def _run_locked(
+    share: ShareDir,
+    package: BuildPackage,
+    params: AnalysisParams,
+    options: RunOptions,
+    run_id: str,
+    started: datetime,
+    tracker: ProgressTracker,
+    is_cancelled: Callable[[], bool],
+) -> RunResult:
+    """Analyse into a private temp folder and swap it in; the caller holds the run lock."""
+    build_id = package.folder.name
+    context = {"build_id": build_id, "run_id": run_id, "job_id": options.job_id}
+    tmp_name, spool = temp_output_name(run_id), spool_name(run_id)
+    status = "failed"
+    # Server paths the run writes through, for error messages that name none of them.
+    places = share.places()
+    try:
+        # Private (0700) until published: another user of the share cannot swap a folder
+        # inside for a link while we write. The writers get paths pinned to these very
+        # folders (/proc/<pid>/fd/<n>), so no rename in the share redirects them either.
+        share.mkdir(tmp_name, 0o700)
+        share.mkdir(spool, 0o700)
+        with share.subdir(tmp_name) as tmp, share.subdir(spool) as spool_dir:
+            places.update(tmp.places())
+            places.update(spool_dir.places())
+            result = _Analysis(
+                build_id=build_id,
+                package=share.pinned_path() / package.name,
+                package_name=package.name,
+                out=tmp.pinned_path(),
+                spool_dir=spool_dir.pinned_path(),
+                params=params,
+                options=options,
+                run_id=run_id,
+                tracker=tracker,
+                is_cancelled=is_cancelled,
+            ).execute()
+            tracker.stage("publish", "publishing results")
+            if is_cancelled():
+                raise AnalysisCancelled()
+            try:
+                tmp.make_default_mode()
+            except OSError as exc:  # shares that emulate modes ignored the 0700 as well
+                log.warning("mode of %s left as it is: %s", tmp.relpath, exc, extra=context)
+        hint = holder_hint(options.job_id or run_id, started)
+        with exclusive_build_lock(share, hint, options.lock_policy):
+            swap_into_place(share, tmp_name, run_id)
+        status = "completed"
+        return result
+    except AnalysisCancelled:
+        status = "cancelled"
+        log.info("analysis of %s cancelled", build_id, extra=context)
+        raise
+    except AnalysisError as exc:
+        log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
+        relative = _shown(exc, places)
+        if relative is exc:
+            raise
+        raise relative from exc
+    except (BuildRefused, UnsafeSharePath) as exc:
+        log.warning("analysis of %s failed: %s", build_id, exc, extra=context)
+        raise AnalysisError(str(exc), stage=tracker.current_stage, kind="unsafe_share") from exc
+    except Exception as exc:  # disk full, permissions…: still one error naming the stage
+        log.exception("analysis of %s failed", build_id, extra=context)
+        raise AnalysisError(
+            share_relative(f"{type(exc).__name__}: {exc}", places),
+            stage=tracker.current_stage,
+            kind="internal",
+        ) from exc
+    finally:
+        for name in (tmp_name, spool):
+            with contextlib.suppress(OSError, UnsafeSharePath):  # gone once published
+                share.rmtree(name)
+        try:
+            record_run(
+                share, run_id=run_id, start_time=started, end_time=datetime.now(UTC), status=status
+            )
+        except (OSError, BuildError, BuildLocked) as exc:
+            shown = share.shown(str(exc))
+            log.warning("run not recorded in %s: %s", share.rel(RUN_LOG), shown, extra=context)
 
 
 @dataclass
@@ -254,8 +357,10 @@ class _Analysis:
     """The stages of one run between `prepare` and `publish`, writing into `out`."""
 
     build_id: str
-    package: Path
+    package: Path  # pinned to the build folder (see `ShareDir.pinned_path`)
+    package_name: str
     out: Path
+    spool_dir: Path
     params: AnalysisParams
     options: RunOptions
     run_id: str
@@ -268,7 +373,9 @@ class _Analysis:
         exclusions = self.options.exclusions or load_exclusions(None)
         with self.timer.stage("prepare"):
             try:
-                with open_archive(self.package, self.options.archive_limits) as archive:
+                with open_archive(
+                    self.package, self.options.archive_limits, follow_symlinks=False
+                ) as archive:
                     all_parts = archive.part_files()
                     sha256 = archive.sha256()
                     size = archive.size_bytes
@@ -277,7 +384,7 @@ class _Analysis:
             included, excluded = exclusions.split(all_parts)
             if not included:
                 raise AnalysisError(
-                    f"{self.package.name}: no CLF files left to analyse "
+                    f"{self.package_name}: no CLF files left to analyse "
                     f"({len(all_parts)} found, {len(excluded)} excluded by folder rules)",
                     stage="prepare",
                     kind="empty_build",
@@ -336,14 +443,14 @@ class _Analysis:
                 timings=self.timer.timings,
                 pathdata_dir=PATHDATA_DIR,
             )
-            (self.out / "platform_info.json").write_bytes(
+            (self.out / PLATFORM_INFO).write_bytes(
                 orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
             )
         return RunResult(
             build_id=self.build_id,
             run_id=self.run_id,
             output_dir=self.out,
-            summary_path=self.out / "platform_info.json",
+            summary_path=self.out / PLATFORM_INFO,
             params=self.params,
             duration_seconds=0.0,
             parts=len(stats.parts),
@@ -354,16 +461,11 @@ class _Analysis:
             timings=self.timer.timings,
         )
 
-    @property
-    def spool_dir(self) -> Path:
-        return spool_dir_for(self.out)
-
     def _layers(
         self, included: list[PartFile], pool: RunPool
     ) -> tuple[list[FilePassResult], np.ndarray, list[np.ndarray], float, float]:
         """Every file parsed once; then the build's layer grid mapped onto each file."""
         self.tracker.stage("layers", f"analysing {len(included)} part files")
-        self.spool_dir.mkdir()
         snapshot_heights = _snapshot_heights(self.params)
         self.tasks = [
             FilePassTask(
@@ -449,7 +551,10 @@ class _Analysis:
                 name = f"platform_layer_pathdata_{H.height_name(z)}mm.json"
                 (folder / name).write_bytes(assemble(frags))
                 names.append(name)
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        # The folder itself is the caller's (pinned paths are links rmtree will not enter).
+        for task in self.tasks:
+            with contextlib.suppress(FileNotFoundError):
+                task.spool_path.unlink()
         return names
 
 
