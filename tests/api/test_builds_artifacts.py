@@ -54,6 +54,16 @@ def test_results_give_platform_info_and_artifact_links(client: FlaskClient, resu
     assert body["layer_count"] == len(LAYER_HEIGHTS)
 
 
+@pytest.mark.parametrize("content", [b"[1, 2]", b'"text"', b"null", b"{not json"])
+def test_results_that_are_not_a_json_object_are_a_clear_problem(
+    client: FlaskClient, results: Path, content: bytes
+) -> None:
+    (results / "platform_info.json").write_bytes(content)
+    problem = assert_problem(client.get("/api/builds/271360/results"), 500)
+    assert problem["type"] == "/problems/results-unreadable"
+    assert "271360" in problem["detail"]
+
+
 def test_results_of_build_without_results_are_404(client: FlaskClient) -> None:
     assert_problem(client.get("/api/builds/300001/results"), 404)
     assert_problem(client.get("/api/builds/999999/results"), 404)

@@ -170,6 +170,8 @@ def build_results(build_id: str) -> Response:
             raise refused(build_id, exc) from None
         try:
             platform_info = json.loads(raw)
+            if not isinstance(platform_info, dict):
+                raise ValueError(f"a JSON {type(platform_info).__name__}, not an object")
         except ValueError as exc:
             log.error("unreadable %s: %s", outputs.rel(PLATFORM_INFO), exc)
             raise ApiError(
