@@ -384,10 +384,8 @@ class Worker:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.runner = runner
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.poll_interval = poll_interval
-        self.cancel_grace = cancel_grace
         self.concurrency = settings.worker_concurrency if concurrency is None else concurrency
         self.instance_id = instance_id
         self._runs: dict[str, _JobRun] = {}
@@ -520,4 +518,4 @@ class Worker:
             log.warning("releasing job %s at shutdown", run.job.id, extra={"job_id": run.job.id})
             run.release_requested.set()
         for run in left:
-            run.join(self.cancel_grace + 4 * _KILL_WAIT + 5.0)
+            run.join(self._context.cancel_grace + 4 * _KILL_WAIT + 5.0)

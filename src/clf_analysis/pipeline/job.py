@@ -1,6 +1,6 @@
 """The job runner: what a worker's child process calls for one analysis job.
 
-Signature fixed by `clf_analysis.jobs.worker` (runner "module:function"):
+Signature fixed by `clf_analysis.jobs.child` (runner "module:function"):
 `run_job(job_id, build_id, params, progress, is_cancelled) -> dict`. The `serve` and
 `worker` roles run `check_startup` and `startup_warnings` before they take any job.
 """
