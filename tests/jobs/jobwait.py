@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from clf_analysis.jobs.models import Job
+from clf_analysis.jobs.models import FINISHED_STATES, Job
 from clf_analysis.jobs.store import JobStore
 
 WAIT = 40.0  # upper bound for process start-up on two busy cores; not a speed claim
@@ -25,7 +25,7 @@ def wait_for(store: JobStore, job_id: str, check: Callable[[Job], bool]) -> Job:
 
 
 def finished(job: Job) -> bool:
-    return job.state in ("completed", "failed", "cancelled")
+    return job.state in FINISHED_STATES
 
 
 def alive(pid: int) -> bool:

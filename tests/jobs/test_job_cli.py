@@ -55,6 +55,23 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
             proc.wait()
 
 
+@pytest.mark.parametrize("built", [True, False])
+def test_job_roles_warn_when_the_compiled_walker_is_missing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, built: bool
+) -> None:
+    import logging
+
+    import clf_analysis.clf
+    from clf_analysis.cli.job_runner import PIPELINE_RUNNER, log_startup_warnings
+
+    monkeypatch.setattr(clf_analysis.clf, "COMPILED_WALKER", built)
+    log = logging.getLogger("clf_analysis.worker")
+    with caplog.at_level("WARNING", logger=log.name):
+        log_startup_warnings(PIPELINE_RUNNER, log)
+    warned = [r for r in caplog.records if "layer walker is not built" in r.getMessage()]
+    assert len(warned) == (0 if built else 1)
+
+
 def _report(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "clf_analysis", "report", "--database-url", url, *args],

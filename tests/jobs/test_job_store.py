@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from clf_analysis.jobs.store import JobStore, jobs, utcnow
+from clf_analysis.jobs.schema import jobs, utcnow
+from clf_analysis.jobs.store import JobStore
 
 PARAMS = {"holes_interval": 10.0, "create_composite_views": False}
 

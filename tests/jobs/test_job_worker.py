@@ -13,7 +13,8 @@ from jobwait import WAIT, alive, finished, wait_for
 from sqlalchemy import update
 
 from clf_analysis.config import Settings
-from clf_analysis.jobs.store import JobStore, jobs, utcnow
+from clf_analysis.jobs.schema import jobs, utcnow
+from clf_analysis.jobs.store import JobStore
 from clf_analysis.jobs.worker import Worker
 
 
@@ -213,24 +214,6 @@ def test_embedded_worker_thread_starts_once(sqlite_url: str, make_settings) -> N
         worker.start()
     worker.shutdown(drain_timeout=0)
     assert not any(t.name.startswith("worker-") for t in threading.enumerate())
-    store.close()
-
-
-@pytest.mark.parametrize("built", [True, False])
-def test_worker_warns_when_the_compiled_walker_is_missing(
-    sqlite_url: str, make_settings, monkeypatch: pytest.MonkeyPatch, caplog, built: bool
-) -> None:
-    import clf_analysis.clf
-
-    monkeypatch.setattr(clf_analysis.clf, "COMPILED_WALKER", built)
-    store = JobStore.connect(sqlite_url)
-    worker = Worker(store, make_settings(), runner="runners:sleepy")
-    stop = threading.Event()
-    stop.set()
-    with caplog.at_level("WARNING", logger="clf_analysis.jobs.worker"):
-        worker.run(stop)
-    warned = [r for r in caplog.records if "layer walker is not built" in r.getMessage()]
-    assert len(warned) == (0 if built else 1)
     store.close()
 
 

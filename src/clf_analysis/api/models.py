@@ -7,15 +7,21 @@ clients actually get. Legacy members come first in each model; later members are
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from clf_analysis.build.discovery import validate_build_id
-from clf_analysis.jobs.models import Job, JobEvent
+from clf_analysis.jobs import Job, JobEvent, JobState
 from clf_analysis.pipeline.params import AnalysisParams
 
-JobStateName = Literal["queued", "running", "completed", "failed", "cancelled"]
+# A job's `status`: validated into a JobState, published as the inline enum of the state
+# names it has always been (an enum type would add a $defs/JobState entry to the schema).
+JobStatus = Annotated[
+    str,
+    AfterValidator(JobState),
+    Field(json_schema_extra={"enum": [state.value for state in JobState]}),
+]
 
 
 class _Response(BaseModel):
@@ -73,7 +79,7 @@ class JobView(_Response):
 
     job_id: str
     build_id: str
-    status: JobStateName
+    status: JobStatus
     started_at: datetime | None
     holes_interval: float | None
     create_composite_views: bool | None
@@ -114,9 +120,9 @@ class JobView(_Response):
                 "results": f"/api/builds/{job.build_id}/results",
             },
         }
-        if job.state == "completed":
+        if job.state == JobState.COMPLETED:
             fields["result"] = job.result
-        if job.state == "failed":
+        if job.state == JobState.FAILED:
             fields["error"] = job.error
         return cls(**fields)
 

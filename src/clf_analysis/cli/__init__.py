@@ -1,19 +1,22 @@
 """`clf-analysis`: one command, many roles (serve, worker, submit, query, report,
 inspect, analyze, demo).
 
-Each role is a module of this package with `register(subparsers)`; the module keeps its
-heavy imports inside the command so that `clf-analysis --help` stays fast.
+Each role is a module of this package with `register(subparsers)`, listed in `COMMANDS`;
+the module keeps its heavy imports inside the command so that `clf-analysis --help`
+stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from clf_analysis import __version__
+from clf_analysis.cli import analyze, demo, inspect, query, report, serve, submit, worker
+
+# In the order `--help` lists them.
+COMMANDS = (analyze, demo, inspect, query, report, serve, submit, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

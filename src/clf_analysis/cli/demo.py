@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -94,9 +95,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> bool:
 
 def through_service(build: GeneratedBuild, out: Path) -> int:
     """Serve, submit, follow, report, stop: the main job as the stack runs it."""
-    from clf_analysis.api.client import ApiClient, ClientError
-    from clf_analysis.cli import main
+    from clf_analysis.cli import report, submit
     from clf_analysis.cli.analyze import report_lines
+    from clf_analysis.cli.client import ApiClient, ClientError
 
     state = out / ".state"
     port = _free_port()
@@ -125,7 +126,7 @@ def through_service(build: GeneratedBuild, out: Path) -> int:
             print(f"the service did not become ready; see {log_path}", file=sys.stderr)
             return 1
         print(f"submitting build {build.build_id} through POST /api/builds/<id>/analyze")
-        code = main(["submit", build.build_id, "--url", url, "--wait", "--composite"])
+        code = _run_command(submit, "submit", build.build_id, "--url", url, "--wait", "--composite")
         if code == 0:
             client = ApiClient.from_args(url, None)
             try:
@@ -140,7 +141,7 @@ def through_service(build: GeneratedBuild, out: Path) -> int:
             print(f"artifacts    {len(results['artifacts'])} images and summaries served under "
                   f"{url}/api/builds/{build.build_id}/artifacts/")  # fmt: skip
         print()
-        main(["report", "--database-url", env["DATABASE_URL"], "--limit", "5"])
+        _run_command(report, "report", "--database-url", env["DATABASE_URL"], "--limit", "5")
         return code
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -150,6 +151,15 @@ def through_service(build: GeneratedBuild, out: Path) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             print("\nservice did not stop within 90 s; killed", file=sys.stderr)
+
+
+def _run_command(command: ModuleType, *argv: str) -> int:
+    """`clf-analysis ARGV` in this process, for a role the demo shows (imported by name:
+    the command line's registry imports this module)."""
+    parser = argparse.ArgumentParser(prog="clf-analysis")
+    command.register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(summary_lines(build)))
     if args.no_service:
-        from clf_analysis.cli import main
+        from clf_analysis.cli import analyze
 
         print()
-        return main(["analyze", build.build_id, "--midas", str(args.out), "--composite"])
+        return _run_command(
+            analyze, "analyze", build.build_id, "--midas", str(args.out), "--composite"
+        )
     return through_service(build, args.out)

@@ -37,7 +37,7 @@ def _row(job: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clf_analysis.api.client import ApiClient, ClientError
+    from clf_analysis.cli.client import ApiClient, ClientError
 
     client = ApiClient.from_args(args.url, args.token)
     try:

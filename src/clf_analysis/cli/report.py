@@ -54,8 +54,10 @@ def _sqlite_missing(url: str) -> str | None:
 
 def collect(store: Any, *, job_id: str | None, limit: int) -> dict[str, Any]:
     """Everything the report shows, as plain data."""
+    from clf_analysis.jobs import JobState
+
     recent, total = store.list_jobs(limit=limit)
-    failures, _ = store.list_jobs(state="failed", limit=min(limit, 10))
+    failures, _ = store.list_jobs(state=JobState.FAILED, limit=min(limit, 10))
     state = store.service_state()
     report: dict[str, Any] = {
         "counts": store.counts_by_state(),
@@ -158,7 +160,7 @@ def render_text(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from clf_analysis.config import ConfigError, load_settings
-    from clf_analysis.jobs.store import JobStore
+    from clf_analysis.jobs import JobStore
 
     url = args.database_url
     if url is None:

@@ -29,6 +29,9 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from clf_analysis.cli.job_runner import log_startup_warnings, runner_of, startup_problem
+from clf_analysis.logs import JsonFormatter, configure_logging
+
 if TYPE_CHECKING:
     from clf_analysis.config import Settings
 
@@ -75,10 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
         return 2
-    from clf_analysis.cli.worker import configure_logging, startup_problem
-
     if not args.no_embedded_workers and settings.worker_concurrency > 0:
-        problem = startup_problem(settings, args.runner)
+        problem = startup_problem(settings, runner_of(args.runner))
         if problem is not None:
             print(f"clf-analysis serve: {problem}", file=sys.stderr)
             return 2
@@ -117,8 +118,7 @@ class Supervisor:
     def run(self) -> int:
         import multiprocessing
 
-        from clf_analysis.jobs.store import JobStore
-        from clf_analysis.jobs.worker import DEFAULT_RUNNER, Worker
+        from clf_analysis.jobs import JobStore, Worker
 
         settings, args = self.settings, self.args
         if settings.database_url is None:
@@ -155,9 +155,9 @@ class Supervisor:
         worker = None
         concurrency = 0 if args.no_embedded_workers else settings.worker_concurrency
         if concurrency > 0:
-            worker = Worker(
-                store, settings, runner=args.runner or DEFAULT_RUNNER, instance_id=instance_id
-            )
+            runner = runner_of(args.runner)
+            log_startup_warnings(runner, log)
+            worker = Worker(store, settings, runner=runner, instance_id=instance_id)
             self.worker = worker
             worker.start()
         log.info(
@@ -209,7 +209,6 @@ def _run_gunicorn(
     from gunicorn.glogging import Logger
 
     from clf_analysis.api.gunicorn_worker import ApiThreadWorker
-    from clf_analysis.cli.worker import JsonFormatter, configure_logging
 
     # A fresh (spawned) interpreter: the app's own loggers (500 incidents, readiness
     # failures) need the same handler and format as the supervisor's.

@@ -31,7 +31,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clf_analysis.api.client import ApiClient, ClientError, progress_bar
+    from clf_analysis.cli.client import ApiClient, ClientError, progress_bar
+    from clf_analysis.jobs import JobState
 
     client = ApiClient.from_args(args.url, args.token)
     params: dict[str, Any] = {}
@@ -71,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(job, indent=2))
     else:
         print(f"{job_id} {job['status']}")
-        if job["status"] == "failed":
+        if job["status"] == JobState.FAILED:
             print(f"error: {(job.get('error') or {}).get('message')}", file=sys.stderr)
-    return 0 if job["status"] == "completed" else 1
+    return 0 if job["status"] == JobState.COMPLETED else 1

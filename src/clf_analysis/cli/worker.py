@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Any
+
+from clf_analysis.cli.job_runner import log_startup_warnings, runner_of, startup_problem
+from clf_analysis.logs import configure_logging
 
 
 def register(subparsers: Any) -> None:
@@ -31,57 +33,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-class JsonFormatter(logging.Formatter):
-    # Fields passed with `extra=` (job_id, build_id, …) become JSON members.
-    _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        out.update({k: v for k, v in record.__dict__.items() if k not in self._standard})
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-def startup_problem(settings: Any, runner: str | None) -> str | None:
-    """What would make every job of the default pipeline fail, found before any runs."""
-    from clf_analysis.build.exclusions import ExclusionsError
-    from clf_analysis.jobs.worker import DEFAULT_RUNNER
-    from clf_analysis.pipeline.job import check_startup
-
-    if (runner or DEFAULT_RUNNER) != DEFAULT_RUNNER:
-        return None
-    try:
-        check_startup(settings)
-    except ExclusionsError as exc:
-        return f"EXCLUSIONS_FILE: {exc}"
-    return None
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 def run(args: argparse.Namespace) -> int:
     import signal
     import threading
     import uuid
 
     from clf_analysis.config import ConfigError, load_settings
-    from clf_analysis.jobs.store import JobStore
-    from clf_analysis.jobs.worker import DEFAULT_RUNNER, Worker
+    from clf_analysis.jobs import JobStore, Worker
 
     try:
         if args.concurrency is None:
@@ -94,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
     if settings.worker_concurrency < 1:
         print("clf-analysis worker: WORKER_CONCURRENCY must be at least 1 here", file=sys.stderr)
         return 2
-    problem = startup_problem(settings, args.runner)
+    runner = runner_of(args.runner)
+    problem = startup_problem(settings, runner)
     if problem is not None:
         print(f"clf-analysis worker: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("clf_analysis.worker")
+    log_startup_warnings(runner, log)
 
     store = JobStore.connect(settings.job_store_url)
     instance_id = f"worker-{uuid.uuid4().hex[:12]}"
@@ -115,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker(
         store,
         settings,
-        runner=args.runner or DEFAULT_RUNNER,
+        runner=runner,
         cancel_grace=args.cancel_grace,
         instance_id=instance_id,
     )

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
-JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
-JOB_STATES: tuple[JobState, ...] = ("queued", "running", "completed", "failed", "cancelled")
-ACTIVE_STATES: tuple[JobState, ...] = ("queued", "running")
-FINISHED_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
+
+class JobState(StrEnum):
+    """Where a job is in its life; the value is what the store and the API say.
+
+    queued → running → completed | failed | cancelled; running → queued again when its
+    worker is lost or stops (released, requeued); queued → cancelled.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+JOB_STATES: tuple[JobState, ...] = tuple(JobState)
+ACTIVE_STATES: tuple[JobState, ...] = (JobState.QUEUED, JobState.RUNNING)
+FINISHED_STATES: tuple[JobState, ...] = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 @dataclass(frozen=True)

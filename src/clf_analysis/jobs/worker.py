@@ -1,9 +1,9 @@
 """Worker: claims jobs and runs each in a spawned child process under a lease.
 
-The parent keeps one supervising thread per job. The thread relays progress from the child
-over a pipe, renews the lease (heartbeat), turns a cancel request into the child's cancel
-flag and, after a grace period, into a kill; it enforces JOB_TIMEOUT and records how the
-attempt ended with one guarded transition of the store.
+The parent keeps one supervising thread per job (`_JobRun`). Its steps, in a loop: poll
+the child (relay progress), maintain the heartbeat (renew the lease, notice a cancel
+request), enforce the deadlines (JOB_TIMEOUT, the cancel grace); then stop the child and
+record how the attempt ended with one guarded transition of the store.
 
 How an attempt ends:
 - the runner returns a dict → completed (even when a cancel arrived too late to matter:
@@ -19,13 +19,14 @@ How an attempt ends:
   expired lease already covers the case where the whole worker is lost;
 - JOB_TIMEOUT exceeded → killed, failed "timeout";
 - the lease was lost (the job was requeued elsewhere) → the child is killed, nothing written.
+
+The worker runs whatever runner it is given ("module:function", see `child`); it knows
+nothing of what the jobs compute.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 import logging
 import multiprocessing
 import os
@@ -33,177 +34,301 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from clf_analysis.config import Settings
+from clf_analysis.jobs.child import ChildMessage, ChildSpec, Failed, Progress, Succeeded, child_main
 from clf_analysis.jobs.models import Job
 from clf_analysis.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNNER = "clf_analysis.pipeline.job:run_job"
-ProgressFn = Callable[[str, float, str], None]
-RunnerFn = Callable[[str, str, dict[str, Any], ProgressFn, Callable[[], bool]], dict[str, Any]]
-
 # Progress is written at most this often; the lease is renewed at lease/3 regardless.
 PROGRESS_WRITE_INTERVAL = 1.0
 PRUNE_INTERVAL = 3600.0
+_POLL_SECONDS = 0.2
 _KILL_WAIT = 3.0
 _FINISH_RETRIES = 3
 
 
-def resolve_runner(spec: str) -> RunnerFn:
-    """Import the runner named "package.module:function"."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"runner must look like 'module:function', got {spec!r}")
-    fn = getattr(importlib.import_module(module_name), attr)
-    if not callable(fn):
-        raise TypeError(f"runner {spec!r} is not callable")
-    return fn  # type: ignore[no-any-return]
+class _Stop(StrEnum):
+    """Why the supervisor ended an attempt before the child did."""
+
+    CANCEL = "cancel"
+    RELEASE = "release"
+    TIMEOUT = "timeout"
+    LEASE_LOST = "lease_lost"
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
+class _JobProcess:
+    """The spawned child of one job, seen from its supervisor."""
 
+    def __init__(self, spec: ChildSpec) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._reader, writer = ctx.Pipe(duplex=False)
+        self._cancel = ctx.Event()
+        self._proc = ctx.Process(
+            target=child_main, args=(spec, writer, self._cancel), name=f"clf-job-{spec.job_id[:8]}"
+        )
+        self._proc.start()
+        writer.close()  # so that the child's exit shows as EOF on our end
 
-def error_from_exception(exc: BaseException) -> dict[str, Any]:
-    """The stored error of a runner exception: type, message and what the exception knows."""
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
-    to_problem = getattr(exc, "to_problem", None)
-    if callable(to_problem):
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._proc.exitcode
+
+    def receive(self, timeout: float) -> ChildMessage | None:
+        """The child's next message, None when none came within `timeout`.
+
+        EOFError (or OSError) once the child has closed its end: it has ended.
+        """
+        if not self._reader.poll(timeout):
+            return None
+        message: ChildMessage = self._reader.recv()
+        return message
+
+    def has_ended(self) -> bool:
+        """Dead, with nothing left to read."""
+        return not self._proc.is_alive() and not self._reader.poll()
+
+    def ask_to_stop(self) -> None:
+        """Set the child's cancel flag: a runner that honours it raises soon."""
+        self._cancel.set()
+
+    def kill(self) -> None:
+        """Stop the child and whatever it started: SIGTERM, then SIGKILL."""
+        proc = self._proc
+        if proc.is_alive():
+            self._signal(signal.SIGTERM)
+            proc.join(_KILL_WAIT)
+        if proc.is_alive():
+            self._signal(signal.SIGKILL)
+            proc.join(_KILL_WAIT)
+        # Whatever the runner started and left behind dies with the job.
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.killpg(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        self._reader.close()
+
+    def _signal(self, sig: int) -> None:
+        # The child's process group (the child and what it started), or the child alone
+        # if it has not made its group yet.
+        pid = self._proc.pid
+        if pid is None:
+            return
         try:
-            error["problem"] = _jsonable(to_problem())
-        except Exception:  # a broken to_problem must not hide the original failure
-            log.exception("to_problem() of %s failed", type(exc).__name__)
-    for attr in ("stage", "file", "layer"):
-        value = getattr(exc, attr, None)
-        if value is not None:
-            error[attr] = _jsonable(value)
-    return error
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
 
-def _watch_parent(parent_pid: int) -> None:
-    # A worker killed with -9 cannot stop its children; an orphan would keep analysing
-    # while the requeued job runs elsewhere, so the child ends itself instead.
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(70)
+@dataclass(frozen=True)
+class _WorkerContext:
+    """What the job runs of one worker share: their store, identity and settings."""
+
+    store: JobStore
+    worker_id: str
+    runner: str
+    settings: Settings
+    cancel_grace: float
+    # Set once the worker stops (possibly from a signal handler); read only here.
+    shutting_down: threading.Event
 
 
-def _child_main(
-    runner: str,
-    job_id: str,
-    build_id: str,
-    params: dict[str, Any],
-    conn: Connection,
-    cancel: Any,
-    parent_pid: int,
-    niceness: int,
-    log_level: str,
-    log_format: str,
-) -> None:
-    """Entry point of the spawned child: run the runner, send back its result or error."""
-    # A fresh interpreter: the pipeline's own log lines need the service's handler,
-    # level and format (one JSON object per line under LOG_FORMAT=json) here too.
-    from clf_analysis.cli.worker import configure_logging
+@dataclass
+class _Attempt:
+    """One attempt as its supervisor sees it: its child, its clocks (monotonic), the
+    progress the store has not been told yet, and how it ended or why it is stopped."""
 
-    configure_logging(log_level, log_format)
-    # A process group of its own: stopping the job reaches the processes the runner
-    # starts (the pipeline's pool) too. Ctrl-C is for the worker; it decides how the
-    # job ends.
-    os.setpgid(0, 0)
-    # Lower priority, inherited by the runner's pool: CPU-bound analyses must not slow the
-    # API's answers or the heartbeats that keep this job's lease.
-    os.nice(niceness)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-
-    def progress(stage: str, fraction: float, message: str = "") -> None:
-        conn.send(("progress", str(stage), float(fraction), str(message)))
-
-    def is_cancelled() -> bool:
-        return bool(cancel.is_set())
-
-    try:
-        result = resolve_runner(runner)(job_id, build_id, params, progress, is_cancelled)
-        if not isinstance(result, dict):
-            raise TypeError(f"runner returned {type(result).__name__}, not a dict")
-        # Fail here, with a clear error, rather than in the store (PostgreSQL's json type
-        # refuses NaN and Infinity, which Python's json writes by default).
-        try:
-            json.dumps(result, allow_nan=False)
-        except ValueError as exc:
-            raise ValueError(
-                f"runner result is not storable JSON (NaN or infinity): {exc}"
-            ) from None
-        conn.send(("result", result))
-    except Exception as exc:
-        conn.send(("error", error_from_exception(exc), traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-def _signal_job(proc: BaseProcess, sig: int) -> None:
-    """Signal the child's process group (the child and what it started), or the child
-    alone if it has not made its group yet."""
-    pid = proc.pid
-    if pid is None:
-        return
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def _stop_process(proc: BaseProcess) -> None:
-    if proc.is_alive():
-        _signal_job(proc, signal.SIGTERM)
-        proc.join(_KILL_WAIT)
-    if proc.is_alive():
-        _signal_job(proc, signal.SIGKILL)
-        proc.join(_KILL_WAIT)
-    # Whatever the runner started and left behind dies with the job.
-    with contextlib.suppress(ProcessLookupError, TypeError):
-        os.killpg(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    child: _JobProcess
+    began: float
+    last_beat: float
+    last_ok: float
+    percent: float = 0.0
+    stage: str | None = None
+    message: str | None = None
+    unsaved: bool = False
+    outcome: Succeeded | Failed | None = None
+    stop: _Stop | None = None
+    kill_at: float | None = None
 
 
 class _JobRun(threading.Thread):
     """Supervises one claimed job from child start to the final transition."""
 
-    def __init__(self, worker: Worker, job: Job) -> None:
+    def __init__(
+        self, context: _WorkerContext, job: Job, on_done: Callable[[_JobRun], None]
+    ) -> None:
         super().__init__(name=f"job-{job.id[:8]}", daemon=True)
-        self.worker = worker
+        self.context = context
         self.job = job
         self.release_requested = threading.Event()
+        self._on_done = on_done
 
     def run(self) -> None:
         try:
             self._supervise()
         except Exception:
             log.exception("supervising job %s failed", self.job.id, extra={"job_id": self.job.id})
-            self._finish(
-                lambda: self.worker.store.fail(
-                    self.job.id,
-                    self.worker.worker_id,
-                    {"type": "worker_error", "message": "the worker failed to supervise the job"},
-                )
-            )
+            error = {"type": "worker_error", "message": "the worker failed to supervise the job"}
+            self._transition(lambda: self.context.store.fail(self.job.id, self._worker_id, error))
         finally:
-            self.worker._run_finished(self)
+            self._on_done(self)
 
-    def _finish(self, transition: Callable[[], bool]) -> bool:
+    @property
+    def _worker_id(self) -> str:
+        return self.context.worker_id
+
+    def _supervise(self) -> None:
+        settings, job = self.context.settings, self.job
+        child = _JobProcess(
+            ChildSpec(
+                runner=self.context.runner,
+                job_id=job.id,
+                build_id=job.build_id,
+                params=job.params,
+                parent_pid=os.getpid(),
+                niceness=settings.job_niceness,
+                log_level=settings.log_level,
+                log_format=settings.log_format,
+            )
+        )
+        try:
+            log.info(
+                "job started",
+                extra={"job_id": job.id, "build_id": job.build_id, "child_pid": child.pid},
+            )
+            now = time.monotonic()
+            attempt = _Attempt(child, began=now, last_beat=now, last_ok=now)
+            while self._poll_child(attempt):
+                now = time.monotonic()
+                self._maintain_heartbeat(attempt, now)
+                if attempt.stop == _Stop.LEASE_LOST or self._deadline_passed(attempt, now):
+                    break
+        finally:
+            # Also when supervising itself fails: no child may outlive its supervisor.
+            child.kill()
+        self._record_end(attempt)
+
+    # --- the steps of the loop -----------------------------------------------------------
+
+    def _poll_child(self, attempt: _Attempt) -> bool:
+        """Take the child's next message, if one comes; False once the child has ended."""
+        try:
+            message = attempt.child.receive(_POLL_SECONDS)
+        except (EOFError, OSError):
+            return False
+        match message:
+            case Progress(stage=stage, fraction=fraction, message=text):
+                self._note_progress(attempt, stage, fraction, text)
+            case Succeeded() | Failed():
+                attempt.outcome = message
+                return False
+            case None:
+                pass
+        return not attempt.child.has_ended()
+
+    def _note_progress(self, attempt: _Attempt, stage: str, fraction: float, text: str) -> None:
+        attempt.percent = min(100.0, max(0.0, fraction * 100.0))
+        attempt.message = text
+        attempt.unsaved = True
+        if stage != attempt.stage:
+            attempt.stage = stage
+            attempt.last_beat = float("-inf")  # write a stage change at once
+            self._record_event("stage", {"stage": stage, "message": text})
+
+    def _maintain_heartbeat(self, attempt: _Attempt, now: float) -> None:
+        """Renew the lease (with the progress) when due; notice a lost lease or a cancel."""
+        lease = self.context.settings.lease_seconds
+        since = now - attempt.last_beat
+        if since < lease / 3 and not (attempt.unsaved and since >= PROGRESS_WRITE_INTERVAL):
+            return
+        attempt.last_beat = now
+        try:
+            answer = self.context.store.heartbeat(
+                self.job.id,
+                self._worker_id,
+                lease,
+                progress=attempt.percent,
+                stage=attempt.stage,
+                message=attempt.message,
+            )
+        except Exception:
+            log.exception("heartbeat of job %s failed", self.job.id)
+            if now - attempt.last_ok > lease:
+                # We cannot prove the lease is ours any more; someone may run it.
+                attempt.stop = _Stop.LEASE_LOST
+            return
+        attempt.last_ok = now
+        attempt.unsaved = False
+        if not answer.ok:
+            attempt.stop = _Stop.LEASE_LOST
+        elif answer.cancel_requested and attempt.stop is None:
+            log.info("cancelling job", extra={"job_id": self.job.id})
+            self._ask_to_stop(attempt, _Stop.CANCEL, now)
+
+    def _deadline_passed(self, attempt: _Attempt, now: float) -> bool:
+        """JOB_TIMEOUT, or the grace of a cancel or release, is over (asks for a release)."""
+        if now - attempt.began > self.context.settings.job_timeout:
+            attempt.stop = _Stop.TIMEOUT
+            return True
+        if self.release_requested.is_set() and attempt.stop is None:
+            self._ask_to_stop(attempt, _Stop.RELEASE, now)
+        return attempt.kill_at is not None and now >= attempt.kill_at
+
+    def _ask_to_stop(self, attempt: _Attempt, reason: _Stop, now: float) -> None:
+        attempt.stop = reason
+        attempt.child.ask_to_stop()
+        attempt.kill_at = now + self.context.cancel_grace
+
+    # --- the end of the attempt ------------------------------------------------------
+
+    def _record_end(self, attempt: _Attempt) -> None:
+        """The one transition that says how the attempt ended (see the module docstring)."""
+        job, store, wid = self.job, self.context.store, self._worker_id
+        exitcode = attempt.child.exitcode
+        match attempt.stop, attempt.outcome:
+            case _Stop.LEASE_LOST, _:
+                log.warning("lease of job %s lost; child stopped", job.id, extra={"job_id": job.id})
+                self._record_event("heartbeat_lost", {"worker": wid})
+            case stop, Succeeded(result=result) if stop != _Stop.TIMEOUT:
+                self._transition(lambda: store.complete(job.id, wid, result))
+            case _Stop.TIMEOUT, _:
+                limit = self.context.settings.job_timeout
+                error = {
+                    "type": "timeout",
+                    "message": f"analysis exceeded JOB_TIMEOUT of {limit:g} s",
+                }
+                self._transition(lambda: store.fail(job.id, wid, error))
+            case _Stop.CANCEL, _:
+                self._transition(lambda: store.mark_cancelled(job.id, wid))
+            case _Stop.RELEASE, _:
+                self._transition(lambda: store.release(job.id, wid, "worker shutdown"))
+            case _ if self.context.shutting_down.is_set() and _killed_by_shutdown(exitcode):
+                self._transition(lambda: store.release(job.id, wid, "worker shutdown"))
+            case _, Failed(error=error, traceback=trace):
+                log.error(
+                    "job failed: %s\n%s", error.get("message"), trace, extra={"job_id": job.id}
+                )
+                self._transition(lambda: store.fail(job.id, wid, error))
+            case _ if exitcode == -signal.SIGKILL:
+                # Nobody here sent it (our kills have a reason, handled above): the kernel's
+                # OOM killer, most likely. A large build may fit next time, on another worker
+                # or beside fewer jobs, so this attempt counts and the job goes back to the
+                # queue.
+                self._transition(lambda: store.retry(job.id, wid, _crash_error(exitcode)))
+            case _:
+                self._transition(lambda: store.fail(job.id, wid, _crash_error(exitcode)))
+
+    def _transition(self, transition: Callable[[], bool]) -> bool:
         # A store blip at the very end would otherwise cost a whole re-run after the lease
         # expires; a few retries are cheap.
         for attempt in range(_FINISH_RETRIES):
@@ -214,155 +339,12 @@ class _JobRun(threading.Thread):
                 time.sleep(1.0 + attempt)
         return False
 
-    def _supervise(self) -> None:
-        w = self.worker
-        job = self.job
-        ctx = multiprocessing.get_context("spawn")
-        reader, writer = ctx.Pipe(duplex=False)
-        cancel = ctx.Event()
-        proc = ctx.Process(
-            target=_child_main,
-            args=(
-                w.runner,
-                job.id,
-                job.build_id,
-                job.params,
-                writer,
-                cancel,
-                os.getpid(),
-                w.settings.job_niceness,
-                w.settings.log_level,
-                w.settings.log_format,
-            ),
-            name=f"clf-job-{job.id[:8]}",
-        )
-        proc.start()
-        writer.close()  # so that the child's exit shows as EOF on our end
+    def _record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        # Events beside transitions are for reading back; losing one must not stop the job.
         try:
-            log.info(
-                "job started",
-                extra={"job_id": job.id, "build_id": job.build_id, "child_pid": proc.pid},
-            )
-
-            lease = w.settings.lease_seconds
-            beat_interval = lease / 3
-            started = last_beat = last_ok = time.monotonic()
-            percent, stage, message = 0.0, None, None
-            dirty = False
-            outcome: tuple[Any, ...] | None = None
-            stop_reason: str | None = None  # "cancel" | "release" | "timeout" | "lease_lost"
-            kill_at: float | None = None
-
-            while True:
-                if reader.poll(0.2):
-                    try:
-                        msg = reader.recv()
-                    except (EOFError, OSError):
-                        break
-                    if msg[0] == "progress":
-                        _, new_stage, fraction, new_message = msg
-                        percent = min(100.0, max(0.0, fraction * 100.0))
-                        message = new_message
-                        dirty = True
-                        if new_stage != stage:
-                            stage = new_stage
-                            last_beat = 0.0  # write a stage change at once
-                            w._safe_event(job.id, "stage", {"stage": stage, "message": message})
-                    else:
-                        outcome = msg
-                        break
-                now = time.monotonic()
-                if not proc.is_alive() and not reader.poll():
-                    break
-
-                due = now - last_beat >= beat_interval
-                if due or (dirty and now - last_beat >= PROGRESS_WRITE_INTERVAL):
-                    try:
-                        answer = w.store.heartbeat(
-                            job.id,
-                            w.worker_id,
-                            lease,
-                            progress=percent,
-                            stage=stage,
-                            message=message,
-                        )
-                    except Exception:
-                        log.exception("heartbeat of job %s failed", job.id)
-                        answer = None
-                        if now - last_ok > lease:
-                            # We cannot prove the lease is ours any more; someone may run it.
-                            stop_reason = "lease_lost"
-                    last_beat = now
-                    if answer is not None:
-                        last_ok = now
-                        dirty = False
-                        if not answer.ok:
-                            stop_reason = "lease_lost"
-                        elif answer.cancel_requested and stop_reason is None:
-                            stop_reason = "cancel"
-                            cancel.set()
-                            kill_at = now + w.cancel_grace
-                            log.info("cancelling job", extra={"job_id": job.id})
-                    if stop_reason == "lease_lost":
-                        break
-
-                if now - started > w.settings.job_timeout:
-                    stop_reason = "timeout"
-                    break
-                if self.release_requested.is_set() and stop_reason is None:
-                    stop_reason = "release"
-                    cancel.set()
-                    kill_at = now + w.cancel_grace
-                if kill_at is not None and now >= kill_at:
-                    break
-        finally:
-            # Also when supervising itself fails: no child may outlive its supervisor.
-            _stop_process(proc)
-            reader.close()
-        self._record(proc, outcome, stop_reason)
-
-    def _record(
-        self, proc: BaseProcess, outcome: tuple[Any, ...] | None, reason: str | None
-    ) -> None:
-        w, job = self.worker, self.job
-        store, wid = w.store, w.worker_id
-        if reason == "lease_lost":
-            log.warning("lease of job %s lost; child stopped", job.id, extra={"job_id": job.id})
-            w._safe_event(job.id, "heartbeat_lost", {"worker": wid})
-            return
-        if outcome is not None and outcome[0] == "result" and reason != "timeout":
-            self._finish(lambda: store.complete(job.id, wid, outcome[1]))
-            return
-        if reason == "timeout":
-            error = {
-                "type": "timeout",
-                "message": f"analysis exceeded JOB_TIMEOUT of {w.settings.job_timeout:g} s",
-            }
-            self._finish(lambda: store.fail(job.id, wid, error))
-            return
-        if reason == "cancel":
-            self._finish(lambda: store.mark_cancelled(job.id, wid))
-            return
-        if reason == "release" or (w._stopping.is_set() and _killed_by_shutdown(proc.exitcode)):
-            self._finish(lambda: store.release(job.id, wid, "worker shutdown"))
-            return
-        if outcome is not None and outcome[0] == "error":
-            log.error(
-                "job failed: %s\n%s",
-                outcome[1].get("message"),
-                outcome[2],
-                extra={"job_id": job.id},
-            )
-            self._finish(lambda: store.fail(job.id, wid, outcome[1]))
-            return
-        crash = _crash_error(proc.exitcode)
-        if proc.exitcode == -signal.SIGKILL:
-            # Nobody here sent it (our kills have a reason, handled above): the kernel's OOM
-            # killer, most likely. A large build may fit next time, on another worker or
-            # beside fewer jobs, so this attempt counts and the job goes back to the queue.
-            self._finish(lambda: store.retry(job.id, wid, crash))
-            return
-        self._finish(lambda: store.fail(job.id, wid, crash))
+            self.context.store.add_event(self.job.id, kind, detail)
+        except Exception:
+            log.exception("recording event %s of job %s failed", kind, self.job.id)
 
 
 def _killed_by_shutdown(exitcode: int | None) -> bool:
@@ -393,7 +375,7 @@ class Worker:
         store: JobStore,
         settings: Settings,
         *,
-        runner: str = DEFAULT_RUNNER,
+        runner: str,
         worker_id: str | None = None,
         poll_interval: float = 0.5,
         cancel_grace: float = 10.0,
@@ -402,10 +384,8 @@ class Worker:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.runner = runner
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.poll_interval = poll_interval
-        self.cancel_grace = cancel_grace
         self.concurrency = settings.worker_concurrency if concurrency is None else concurrency
         self.instance_id = instance_id
         self._runs: dict[str, _JobRun] = {}
@@ -414,6 +394,14 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_timeout: float | None = None
+        self._context = _WorkerContext(
+            store=store,
+            worker_id=self.worker_id,
+            runner=runner,
+            settings=settings,
+            cancel_grace=cancel_grace,
+            shutting_down=self._stopping,
+        )
 
     # --- loop -------------------------------------------------------------------------
 
@@ -425,13 +413,6 @@ class Worker:
             "worker started",
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
         )
-        from clf_analysis.clf import COMPILED_WALKER
-
-        if not COMPILED_WALKER:
-            log.warning(
-                "the compiled CLF layer walker is not built (no C compiler at install): "
-                "layers are decoded by the slower general Python code"
-            )
         while not stop.is_set():
             now = time.monotonic()
             if now - last_maintenance >= maintenance_every:
@@ -497,12 +478,12 @@ class Worker:
                 "job claimed",
                 extra={"job_id": job.id, "build_id": job.build_id, "attempt": job.attempts},
             )
-            run = _JobRun(self, job)
+            run = _JobRun(self._context, job, on_done=self._forget)
             with self._lock:
                 self._runs[job.id] = run
             run.start()
 
-    def _run_finished(self, run: _JobRun) -> None:
+    def _forget(self, run: _JobRun) -> None:
         with self._lock:
             self._runs.pop(run.job.id, None)
 
@@ -524,12 +505,6 @@ class Worker:
         except Exception:
             log.exception("pruning the job store failed")
 
-    def _safe_event(self, job_id: str, kind: str, detail: dict[str, Any]) -> None:
-        try:
-            self.store.add_event(job_id, kind, detail)
-        except Exception:
-            log.exception("recording event %s of job %s failed", kind, job_id)
-
     def _drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -543,4 +518,4 @@ class Worker:
             log.warning("releasing job %s at shutdown", run.job.id, extra={"job_id": run.job.id})
             run.release_requested.set()
         for run in left:
-            run.join(self.cancel_grace + 4 * _KILL_WAIT + 5.0)
+            run.join(self._context.cancel_grace + 4 * _KILL_WAIT + 5.0)

@@ -1,7 +1,8 @@
 """The job runner: what a worker's child process calls for one analysis job.
 
-Signature fixed by `clf_analysis.jobs.worker` (runner "module:function"):
-`run_job(job_id, build_id, params, progress, is_cancelled) -> dict`.
+Signature fixed by `clf_analysis.jobs.child` (runner "module:function"):
+`run_job(job_id, build_id, params, progress, is_cancelled) -> dict`. The `serve` and
+`worker` roles run `check_startup` and `startup_warnings` before they take any job.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from clf_analysis import clf
 from clf_analysis.build.archive import ArchiveLimits
 from clf_analysis.build.exclusions import Exclusions, ExclusionsError, load_exclusions
 from clf_analysis.config import Settings, load_settings
@@ -31,6 +33,17 @@ def processes_per_job(settings: Settings, cpu_count: int | None = None) -> int:
 def check_startup(settings: Settings) -> Exclusions:
     """Everything a job would need from configuration, checked before any job runs."""
     return load_exclusions(settings.exclusions_file)
+
+
+def startup_warnings() -> list[str]:
+    """What would make every job slower than it should be, found before any runs (to log)."""
+    warnings = []
+    if not clf.COMPILED_WALKER:
+        warnings.append(
+            "the compiled CLF layer walker is not built (no C compiler at install): "
+            "layers are decoded by the slower general Python code"
+        )
+    return warnings
 
 
 def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from multiprocessing.sharedctypes import Synchronized
@@ -24,6 +22,7 @@ from clf_analysis.pipeline.file_pass import (
     FilePassTask,
     run_file_pass,
 )
+from clf_analysis.process_guard import exit_with_parent
 
 T = TypeVar("T")
 
@@ -37,16 +36,8 @@ _TICK_BATCH = 20
 def _init(counter: Synchronized[int], cancel: Any) -> None:
     global _counter, _cancel
     _counter, _cancel = counter, cancel
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    # A run killed hard (job timeout, lost worker) cannot shut its pool down: pool
-    # processes must not outlive it and keep analysing.
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(70)
+    # A run killed hard (job timeout, lost worker) cannot shut its pool down.
+    exit_with_parent(os.getppid())
 
 
 def _pooled_pass(task: FilePassTask) -> FilePassResult:

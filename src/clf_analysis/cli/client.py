@@ -11,8 +11,9 @@ from typing import Any, TextIO
 
 import requests
 
+from clf_analysis.jobs import FINISHED_STATES
+
 DEFAULT_URL = "http://127.0.0.1:6300"
-FINISHED = ("completed", "failed", "cancelled")
 
 
 class ClientError(Exception):
@@ -86,7 +87,7 @@ class ApiClient:
             job = self.job(job_id)
             if on_update is not None:
                 on_update(job)
-            if job["status"] in FINISHED:
+            if job["status"] in FINISHED_STATES:
                 return job
             time.sleep(poll_seconds)
 
@@ -100,7 +101,7 @@ def progress_bar(job: dict[str, Any], stream: TextIO = sys.stderr, width: int = 
     message = progress.get("message") or ""
     line = f"[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}% {job['status']:<9} "
     line += f"{stage} {message}".strip()
-    end = "\n" if job["status"] in FINISHED else ""
+    end = "\n" if job["status"] in FINISHED_STATES else ""
     if stream.isatty():
         stream.write("\r\x1b[K" + line[:120] + end)
     else:
