@@ -481,21 +481,26 @@ export class LayerCanvas {
   }
 
   drawMarks(ctx) {
-    const marks = [
-      [this.selected, [5, 3]],
-      [this.hovered, []],
-    ];
-    if (!marks.some(([loop]) => loop)) return;
+    if (!this.selected && !this.hovered) return;
     ctx.save();
     this.clipPlot(ctx);
-    this.mmTransform(ctx);
-    const px = 1 / this.view.s;
-    ctx.strokeStyle = this.palette.highlight;
-    for (const [loop, dash] of marks) {
-      if (!loop) continue;
-      ctx.lineWidth = 2.5 * px;
-      ctx.setLineDash(dash.map((d) => d * px));
-      ctx.stroke(loop.path);
+    const { dpr } = this.size;
+    if (this.selected) {
+      // A dashed frame around the loop, not over it: the loop keeps its own colour.
+      const { ox, oy, s } = this.origin();
+      const [x0, y0, x1, y1] = this.selected.bbox;
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.strokeStyle = this.palette.highlight;
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([5, 3]);
+      ctx.strokeRect(ox + x0 * s - 5, oy - y1 * s - 5, (x1 - x0) * s + 10, (y1 - y0) * s + 10);
+      ctx.setLineDash([]);
+    }
+    if (this.hovered) {
+      this.mmTransform(ctx);
+      ctx.strokeStyle = this.palette.highlight;
+      ctx.lineWidth = 2.5 / this.view.s;
+      ctx.stroke(this.hovered.path);
     }
     ctx.restore();
   }
