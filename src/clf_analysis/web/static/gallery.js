@@ -182,6 +182,18 @@ export class Gallery {
       else return;
       e.preventDefault();
     });
+    // A horizontal swipe on a touch screen steps, as the arrow keys do.
+    let swipe = null;
+    const body = d.querySelector(".lb-body");
+    body.addEventListener("pointerdown", (e) => {
+      swipe = e.pointerType === "touch" ? [e.clientX, e.clientY] : null;
+    });
+    body.addEventListener("pointerup", (e) => {
+      if (!swipe) return;
+      const [dx, dy] = [e.clientX - swipe[0], e.clientY - swipe[1]];
+      swipe = null;
+      if (Math.abs(dx) > 60 && Math.abs(dx) > 2 * Math.abs(dy)) this.step(dx < 0 ? 1 : -1);
+    });
     // A click on the backdrop (outside the panel) closes, as Escape does.
     d.addEventListener("click", (e) => {
       if (e.target === d) d.close();
