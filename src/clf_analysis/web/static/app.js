@@ -409,7 +409,9 @@ async function goToIndex(index) {
   const summary = `${plural(c.metal, "metal loop")} · ${plural(c.hole, "hole")} · ${plural(c.line, "line")}`;
   $("layer-info").replaceChildren(
     summary,
-    c.invalid ? element("span", { className: "alarm-text", text: ` · ${plural(c.invalid, "invalid loop")}` }) : "",
+    c.invalid
+      ? element("span", { className: "alarm-text", text: ` · ${plural(c.invalid, "invalid loop")}` })
+      : "",
   );
   // Neighbours ahead of the next key press.
   for (const next of [index + 1, index - 1]) {

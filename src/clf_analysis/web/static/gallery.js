@@ -47,19 +47,21 @@ function captioner(info) {
     if (holes.has(path)) {
       const view = holes.get(path);
       const stats = view.holes_statistics ?? {};
+      const files = `${stats.files_with_holes} of ${plural(stats.total_files, "file")}`;
       const detail =
-        stats.total_holes !== undefined
-          ? `${plural(stats.total_holes, "hole")} in ${stats.files_with_holes} of ${plural(stats.total_files, "file")}`
-          : "";
+        stats.total_holes !== undefined ? `${plural(stats.total_holes, "hole")} in ${files}` : "";
       return [`Holes at z = ${mmText(view.height)}`, detail];
     }
     if (parts.has(path)) {
       const part = parts.get(path);
       const name = part.model_name || `model ${part.model_id ?? part.identifier}`;
       const where = filePath(part.folder, part.file);
-      return [`${name} (model ${part.model_id ?? part.identifier})`, `${where} · ${rangeText(part.height_range)}`];
+      const title = `${name} (model ${part.model_id ?? part.identifier})`;
+      return [title, `${where} · ${rangeText(part.height_range)}`];
     }
-    if (clean.has(path)) return [`Plate at z = ${mmText(clean.get(path).height)}`, "all parts, holes by nesting"];
+    if (clean.has(path)) {
+      return [`Plate at z = ${mmText(clean.get(path).height)}`, "every file at this height"];
+    }
     if (composites.has(path)) {
       const c = composites.get(path);
       return [`Composite at z = ${mmText(c.height_mm ?? c.height)}`, "coloured by folder"];
@@ -134,7 +136,12 @@ export class Gallery {
         );
       }
       this.container.append(
-        element("h4", { id: `images-${group.id}` }, `${group.title} `, element("span", { className: "muted", text: `(${items.length})` })),
+        element(
+          "h4",
+          { id: `images-${group.id}` },
+          `${group.title} `,
+          element("span", { className: "muted", text: `(${items.length})` }),
+        ),
         grid,
       );
     }

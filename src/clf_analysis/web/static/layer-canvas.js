@@ -57,8 +57,12 @@ function prepare(record, order, invalid) {
   const depth = Number.isInteger(record.nesting_depth)
     ? record.nesting_depth
     : Number(Boolean(record.is_hole));
-  const fileKey = `${record.clf_folder ?? ""}/${record.clf_name ?? ""}`;
-  const reason = invalid.get(loopKey(fileKey, record.shape_index, record.path_index));
+  const key = loopKey(
+    `${record.clf_folder ?? ""}/${record.clf_name ?? ""}`,
+    record.shape_index,
+    record.path_index,
+  );
+  const reason = invalid.get(key);
   let role = "line";
   if (reason !== undefined) role = "invalid";
   else if (kind === "model" && closed) role = depth % 2 === 0 ? "metal" : "hole";
@@ -80,6 +84,7 @@ function prepare(record, order, invalid) {
   if (closed) path.closePath();
   return {
     record,
+    key,
     order,
     role,
     reason,
@@ -193,10 +198,7 @@ export class LayerCanvas {
 
   // Outline the loop that platform_info.json lists as invalid (after "go to layer").
   select(key) {
-    this.selected =
-      this.loops.find(
-        (l) => loopKey(`${l.record.clf_folder ?? ""}/${l.record.clf_name ?? ""}`, l.record.shape_index, l.record.path_index) === key,
-      ) ?? null;
+    this.selected = this.loops.find((loop) => loop.key === key) ?? null;
     this.request();
     return this.selected;
   }
@@ -528,32 +530,31 @@ export class LayerCanvas {
     if (best) return best;
     for (let i = this.loops.length - 1; i >= 0; i--) {
       const loop = this.loops[i];
-      if (loop.role === "line" && contains(loop.bbox, x, y, tolerance) && nearLine(loop, x, y, tolerance)) {
-        return loop;
-      }
+      if (loop.role !== "line" || !contains(loop.bbox, x, y, tolerance)) continue;
+      if (nearLine(loop, x, y, tolerance)) return loop;
     }
     return null;
   }
 
   describe(loop) {
     const r = loop.record;
-    const lines = [];
-    const name = r.model_name ? `${r.model_name} · model ${loop.modelId ?? "?"}` : `model ${loop.modelId ?? "?"}`;
-    lines.push(["strong", name]);
-    lines.push(["", loop.file]);
+    const model = `model ${loop.modelId ?? "?"}`;
+    const parent = r.parent_shape_id ? ` in ${r.parent_shape_id}` : "";
+    const family = loop.kind === "support" ? "support" : "web";
     const role = {
       metal: `metal (nesting depth ${loop.depth})`,
-      hole: `hole (nesting depth ${loop.depth})${r.parent_shape_id ? ` in ${r.parent_shape_id}` : ""}`,
-      line: `${loop.lineFormat === "closed" ? "closed" : loop.lineFormat} ${loop.kind === "support" ? "support" : "web"} line — stroked, not filled`,
+      hole: `hole (nesting depth ${loop.depth})${parent}`,
+      line: `${loop.lineFormat} ${family} line — stroked, not filled`,
       invalid: `invalid loop: ${loop.reason}`,
     }[loop.role];
-    lines.push([loop.role, role]);
-    if (loop.closed) lines.push(["", `area ${areaText(loop.area)}`]);
-    lines.push([
-      "muted",
-      `loop ${r.identifier ?? "?"} · shape ${r.shape_index ?? "?"}, loop ${r.path_index ?? "?"} · ${r.points.length} vertices`,
-    ]);
-    return lines;
+    const where = `shape ${r.shape_index ?? "?"}, loop ${r.path_index ?? "?"}`;
+    return [
+      ["strong", r.model_name ? `${r.model_name} · ${model}` : model],
+      ["", loop.file],
+      [loop.role, role],
+      loop.closed ? ["", `area ${areaText(loop.area)}`] : null,
+      ["muted", `loop ${r.identifier ?? "?"} · ${where} · ${r.points.length} vertices`],
+    ].filter(Boolean);
   }
 
   hoverAt(px, py) {

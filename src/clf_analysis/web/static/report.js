@@ -55,6 +55,11 @@ export function renderSummary(dl, info) {
   }
 }
 
+// A table cell that carries its column's name for the one-card-per-row narrow layout.
+function td(label, content, className, title) {
+  return element("td", { "data-label": label, className, title }, content);
+}
+
 // `invalid_loops[].file` and warning prefixes name a file as "<folder>/<name>".
 const fileKey = (folder, name) => `${folder ?? ""}/${name ?? ""}`;
 
@@ -103,27 +108,25 @@ export function renderParts(table, info, actions) {
           if (hasView && !e.target.closest("button")) actions.openPart(part);
         },
       },
-      element(
-        "td",
-        { "data-label": "Part" },
+      td(
+        "Part",
         hasView
-          ? element("button", { type: "button", className: "link", text: name, onclick: () => actions.openPart(part) })
+          ? element("button", {
+              type: "button",
+              className: "link",
+              text: name,
+              onclick: () => actions.openPart(part),
+            })
           : name,
       ),
-      element("td", { "data-label": "File", className: "path", text: filePath(part.folder, part.file) }),
-      element("td", { "data-label": "Model id", className: "num", text: part.model_id }),
-      element("td", { "data-label": "Height", className: "num", text: rangeText(part.z_range) }),
-      element("td", { "data-label": "Volume", className: "num", text: volumeText(part.volume_mm3) }),
-      element("td", {
-        "data-label": "Holes",
-        className: "num",
-        text: part.hole_count ?? "",
-        title: "most holes on one layer",
-      }),
-      element("td", { "data-label": "Warnings", className: issues.length ? "alarm-text" : "muted", text: issues.join(", ") || "none" }),
-      element(
-        "td",
-        { "data-label": "" },
+      td("File", filePath(part.folder, part.file), "path"),
+      td("Model id", text(part.model_id), "num"),
+      td("Height", rangeText(part.z_range), "num"),
+      td("Volume", volumeText(part.volume_mm3), "num"),
+      td("Holes", text(part.hole_count), "num", "most holes on one layer"),
+      td("Warnings", issues.join(", ") || "none", issues.length ? "alarm-text" : "muted"),
+      td(
+        "",
         element("button", {
           type: "button",
           className: "secondary small",
@@ -134,6 +137,11 @@ export function renderParts(table, info, actions) {
       ),
     );
     tbody.append(row);
+  }
+  if (parts.length === 0) {
+    const none = "No parts listed in these results (older results have no `parts`).";
+    const cell = element("td", { colspan: 8, "data-label": "", className: "muted", text: none });
+    tbody.append(element("tr", {}, cell));
   }
   return parts.length;
 }
@@ -159,13 +167,15 @@ export function renderProblems(container, info, goTo) {
       onclick: () => goTo(z, loop),
     });
 
-  container.append(element("h4", {}, "Warnings ", element("span", { className: "muted", text: `(${warnings.length})` })));
+  const counted = element("span", { className: "muted", text: `(${warnings.length})` });
+  container.append(element("h4", {}, "Warnings ", counted));
   if (warnings.length === 0) container.append(element("p", { className: "muted", text: "No warnings." }));
   else {
     const list = element("ul", { className: "warnings" });
     for (const warning of warnings) {
       const z = heightInWarning(warning);
-      list.append(element("li", {}, element("span", { text: warning }), z !== null ? goButton(z, null) : null));
+      const go = z !== null ? goButton(z, null) : null;
+      list.append(element("li", {}, element("span", { text: warning }), go));
     }
     container.append(list);
   }
@@ -191,7 +201,13 @@ export function renderProblems(container, info, goTo) {
     element(
       "thead",
       {},
-      element("tr", {}, ...["File", "z", "Model", "Shape / loop", "Reason", "At (mm)", ""].map((h) => element("th", { text: h }))),
+      element(
+        "tr",
+        {},
+        ...["File", "z", "Model", "Shape / loop", "Reason", "At (mm)", ""].map((h) =>
+          element("th", { text: h }),
+        ),
+      ),
     ),
   );
   const tbody = element("tbody");
@@ -201,13 +217,13 @@ export function renderProblems(container, info, goTo) {
       element(
         "tr",
         {},
-        element("td", { "data-label": "File", className: "path", text: loop.file }),
-        element("td", { "data-label": "z", className: "num", text: mmText(loop.z) }),
-        element("td", { "data-label": "Model", className: "num", text: loop.model_id }),
-        element("td", { "data-label": "Shape / loop", className: "num", text: `${loop.shape_index} / ${loop.path_index}` }),
-        element("td", { "data-label": "Reason", className: "alarm-text", text: loop.reason }),
-        element("td", { "data-label": "At (mm)", className: "num", text: at }),
-        element("td", { "data-label": "" }, goButton(loop.z, loop)),
+        td("File", text(loop.file), "path"),
+        td("z", mmText(loop.z), "num"),
+        td("Model", text(loop.model_id), "num"),
+        td("Shape / loop", `${loop.shape_index} / ${loop.path_index}`, "num"),
+        td("Reason", text(loop.reason), "alarm-text"),
+        td("At (mm)", at, "num"),
+        td("", goButton(loop.z, loop)),
       ),
     );
   }
