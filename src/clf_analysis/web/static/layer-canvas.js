@@ -611,14 +611,29 @@ export class LayerCanvas {
       const rect = c.getBoundingClientRect();
       return [e.clientX - rect.left, e.clientY - rect.top];
     };
+    // Pointers down on the canvas: one drags (pans), two pinch (zoom about their middle).
+    const down = new Map();
+    const pinch = () => {
+      const [a, b] = [...down.values()];
+      return { gap: Math.hypot(a[0] - b[0], a[1] - b[1]), mid: [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2] };
+    };
     c.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
       c.setPointerCapture(e.pointerId);
-      this.drag = { at: local(e), moved: false };
+      down.set(e.pointerId, local(e));
+      this.drag = down.size === 1 ? { at: local(e), moved: false } : { pinch: pinch(), moved: true };
     });
     c.addEventListener("pointermove", (e) => {
       const at = local(e);
-      if (this.drag) {
+      if (down.has(e.pointerId)) down.set(e.pointerId, at);
+      if (this.drag?.pinch && down.size === 2) {
+        const now = pinch();
+        this.zoom(now.gap / Math.max(this.drag.pinch.gap, 1), ...now.mid);
+        this.pan(now.mid[0] - this.drag.pinch.mid[0], now.mid[1] - this.drag.pinch.mid[1]);
+        this.drag.pinch = now;
+        return;
+      }
+      if (this.drag && !this.drag.pinch) {
         const [dx, dy] = [at[0] - this.drag.at[0], at[1] - this.drag.at[1]];
         if (this.drag.moved || Math.hypot(dx, dy) > 3) {
           this.drag.moved = true;
@@ -628,15 +643,19 @@ export class LayerCanvas {
           return;
         }
       }
-      this.hoverAt(...at);
+      if (!this.drag) this.hoverAt(...at);
     });
     const end = (e) => {
       // A tap (touch) shows what is under the finger, as hovering does with a mouse.
       if (this.drag && !this.drag.moved) this.hoverAt(...local(e));
-      this.drag = null;
+      down.delete(e.pointerId);
+      // The finger left on the glass after a pinch goes on panning from where it is.
+      const [rest] = [...down.values()];
+      this.drag = rest ? { at: rest, moved: true } : null;
     };
     c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", () => {
+    c.addEventListener("pointercancel", (e) => {
+      down.delete(e.pointerId);
       this.drag = null;
     });
     c.addEventListener("pointerleave", () => {
