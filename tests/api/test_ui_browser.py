@@ -127,3 +127,67 @@ def test_viewer_lists_builds_follows_a_job_and_draws_its_layer(
     assert data.startswith(b"\x89PNG")
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1200, 1600)
+
+
+@browser
+def test_older_results_draw_their_holes_and_a_warning_naming_a_height_jumps_there(
+    app: Flask,
+    midas: Path,
+    tmp_path: Path,
+    live_server_factory: Callable[[Flask], LiveServer],
+) -> None:
+    """Schema-2 path data has no nesting_depth or kind: is_hole decides, as it did then."""
+    import cv2
+    import numpy as np
+    from playwright.sync_api import expect, sync_playwright
+
+    out = write_fake_results(midas / "271360", "job-1", {"holes_interval": 10})
+    (out / "imagePathRawData-" / "platform_layer_pathdata_1.0mm.json").write_text(json.dumps(LAYER))
+    info = json.loads((out / "platform_info.json").read_text())
+    info["warnings"] = [
+        "Parts/Part.clf: 2 layers repeat the height of the layer before "
+        "(first at z=0.1000 mm); only the first of each is analysed",
+        "Parts/Part.clf: header has no file name (id 0)",
+    ]
+    (out / "platform_info.json").write_text(json.dumps(info))
+    server = live_server_factory(app)
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = chromium.new_page(viewport={"width": 1000, "height": 1000})
+            page.goto(f"{server.url}/ui/#build=271360&layer=1")
+            canvas = page.locator("#layer-canvas")
+            expect(canvas).to_have_attribute("data-height", "1")
+            page.evaluate(
+                "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+            )
+            view = page.evaluate("() => ({...document.getElementById('layer-canvas').dataset})")
+            shot = cv2.imdecode(np.frombuffer(canvas.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+
+            def colour(x: float, y: float) -> tuple[int, ...]:
+                s = float(view["pxPerMm"])
+                px = float(view["originX"]) + x * s
+                py = float(view["originY"]) - y * s
+                return tuple(int(c) for c in shot[int(py), int(px)][::-1])
+
+            def css(name: str) -> tuple[int, ...]:
+                value = page.evaluate(
+                    "n => getComputedStyle(document.documentElement).getPropertyValue(n).trim()",
+                    name,
+                )
+                return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))
+
+            assert colour(-20, -5) == css("--hole")  # inside the hole of the first loop
+            assert colour(-50, 20) == css("--metal")  # in the solid around it
+            assert colour(7, 53) == css("--plate")  # nothing drawn there (nor a grid line)
+
+            warnings = page.locator("ul.warnings li")
+            expect(warnings).to_have_count(2)
+            # Only the warning that names a height offers to go there.
+            expect(warnings.nth(1).locator("button")).to_have_count(0)
+            warnings.nth(0).locator("button.go-layer").click()
+            expect(canvas).to_have_attribute("data-height", "0.1")
+            assert page.evaluate("location.hash") == "#build=271360&layer=0.1"
+        finally:
+            chromium.close()

@@ -1,67 +1,66 @@
 // Viewer of the CLF analysis service: builds, submissions, job progress, results.
-// Plain browser JavaScript, no build step; talks only to its own origin.
-"use strict";
+// Plain browser JavaScript modules, no build step; talks only to its own origin.
 
-const PLATE_HALF_MM = 105; // plate is 210 mm wide, centred on 0 (OUTPUTS.md)
-const COLORS = { blue: "#1e63d6", red: "#d32f2f", green: "#2e7d32", gray: "#888888" };
-const FINISHED = new Set(["completed", "failed", "cancelled"]);
+import { FINISHED, api, buildPath } from "./api.js";
+import { element, formatSize, mmText, plural } from "./format.js";
+import { Gallery } from "./gallery.js";
+import { LayerCanvas, loopKey } from "./layer-canvas.js";
+import { renderParts, renderProblems, renderSummary } from "./report.js";
 
 const $ = (id) => document.getElementById(id);
+const LAYER_CACHE_SIZE = 16;
+const POLL_SECONDS = 2;
 
 let pollTimer = null;
 let currentJob = null;
-let layerHeights = [];
-let layerBuild = null;
+const buildJobPolls = new Map(); // job id → timer of a build row's live "last job"
 
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (_) {
-    body = null;
-  }
-  if (!response.ok) {
-    // Every error of the service is problem+json with `detail` (and legacy `message`).
-    const detail = body && (body.detail || body.message);
-    throw new Error(detail || `HTTP ${response.status}`);
-  }
-  return { body, response };
-}
+// What the results section shows: one build, its layers, the layer on the canvas.
+const results = {
+  build: null,
+  info: null,
+  heights: [],
+  index: -1,
+  invalidByHeight: new Map(), // "z" → Map(loopKey → reason)
+  cache: new Map(), // height → records
+  request: 0,
+};
 
-function text(value) {
-  return value === null || value === undefined ? "" : String(value);
-}
+let layerCanvas = null;
+let gallery = null;
 
-function cell(row, value, className) {
-  const td = document.createElement("td");
-  td.textContent = text(value);
-  if (className) td.className = className;
-  row.appendChild(td);
-  return td;
-}
-
-function formatSize(bytes) {
-  if (bytes === null || bytes === undefined) return "";
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
+// --- URL state ------------------------------------------------------------------------------
 
 function hashParams() {
   return new URLSearchParams(location.hash.replace(/^#/, ""));
 }
 
+// replaceState: stepping through layers must not fill the history, and no hashchange fires.
 function setHash(params) {
   const next = "#" + new URLSearchParams(params).toString();
   if (location.hash !== next) history.replaceState(null, "", next);
+}
+
+// The hash was edited by hand (or a link followed): show what it names.
+function applyHash() {
+  const params = hashParams();
+  const job = params.get("job");
+  const build = params.get("build");
+  const layer = params.get("layer") ?? undefined;
+  if (job) {
+    if (job !== currentJob) watchJob(job, layer);
+    return;
+  }
+  if (!build) return;
+  if (build !== results.build) showResults(build, layer);
+  else if (layer !== undefined && Number.isFinite(Number(layer))) goToHeight(Number(layer));
 }
 
 // --- service status ---------------------------------------------------------------------
 
 async function loadStatus() {
   try {
-    const { body } = await api("/readyz");
+    const { body } = await api("readyz");
     $("service-status").textContent = body.status === "ready" ? "service ready" : body.status;
   } catch (err) {
     $("service-status").textContent = `service not ready: ${err.message}`;
@@ -70,51 +69,88 @@ async function loadStatus() {
 
 // --- builds -----------------------------------------------------------------------------
 
+function jobBadge(job) {
+  const active = !FINISHED.has(job.status);
+  const percent = job.progress?.percent;
+  const label = active && percent ? `${job.status} ${Math.round(percent)} %` : job.status;
+  const title = [job.progress?.stage, job.progress?.message, job.error?.message].filter(Boolean).join(" — ");
+  return element("span", { className: `badge ${job.status}`, text: label, title: title || undefined });
+}
+
+function td(label, content, className) {
+  return element("td", { "data-label": label, className }, content);
+}
+
 async function loadBuilds() {
   const tbody = $("builds").querySelector("tbody");
   try {
-    const { body } = await api("/api/builds");
+    const { body } = await api("api/builds");
     tbody.replaceChildren();
     for (const build of body.builds) {
-      const row = document.createElement("tr");
-      row.dataset.buildId = build.build_id;
-      cell(row, build.build_id);
-      cell(row, build.archive);
-      cell(row, formatSize(build.size_bytes), "num");
       const job = build.latest_job;
-      const status = cell(row, job ? "" : "—");
-      if (job) {
-        const badge = document.createElement("span");
-        badge.className = `badge ${job.status}`;
-        badge.textContent = job.status;
-        status.appendChild(badge);
-      }
-      cell(row, build.results_available ? "yes" : "no");
-      const actions = cell(row, "");
-      const analyse = document.createElement("button");
-      analyse.type = "button";
-      analyse.className = "secondary";
-      analyse.textContent = "Analyse";
-      analyse.addEventListener("click", () => {
-        $("submit-build").value = build.build_id;
-        $("submit-build").focus();
-      });
-      actions.appendChild(analyse);
-      if (build.results_available) {
-        const show = document.createElement("button");
-        show.type = "button";
-        show.textContent = "Results";
-        show.addEventListener("click", () => showResults(build.build_id));
-        actions.appendChild(document.createTextNode(" "));
-        actions.appendChild(show);
-      }
-      tbody.appendChild(row);
+      const actions = element(
+        "span",
+        { className: "actions" },
+        element("button", {
+          type: "button",
+          className: "secondary",
+          text: "Analyse",
+          onclick: () => {
+            $("submit-build").value = build.build_id;
+            $("submit-build").focus();
+          },
+        }),
+        build.results_available
+          ? element("button", { type: "button", text: "Results", onclick: () => showResults(build.build_id) })
+          : null,
+      );
+      tbody.append(
+        element(
+          "tr",
+          { dataset: { buildId: build.build_id } },
+          td("Build", build.build_id, "path"),
+          td("Package", build.archive, "path"),
+          td("Size", formatSize(build.size_bytes), "num"),
+          td("Last job", job ? jobBadge(job) : "—", "last-job"),
+          td("Results", build.results_available ? "yes" : "no"),
+          td("", actions),
+        ),
+      );
+      if (job && !FINISHED.has(job.status)) followBuildJob(build.build_id, job.job_id);
     }
     $("builds-empty").hidden = body.builds.length > 0;
   } catch (err) {
     $("builds-empty").hidden = false;
     $("builds-empty").textContent = `Builds unavailable: ${err.message}`;
   }
+}
+
+// The "Last job" of a build row follows a queued or running job until it finishes.
+function followBuildJob(buildId, jobId) {
+  if (buildJobPolls.has(jobId)) return;
+  const poll = async () => {
+    let job;
+    try {
+      ({ body: { job } } = await api(`api/jobs/${encodeURIComponent(jobId)}`));
+    } catch (_) {
+      buildJobPolls.delete(jobId);
+      return;
+    }
+    const cell = document.querySelector(`#builds tr[data-build-id="${CSS.escape(buildId)}"] .last-job`);
+    if (cell) cell.replaceChildren(jobBadge(job));
+    if (results.build === buildId) showResultsJob(job);
+    if (FINISHED.has(job.status)) {
+      buildJobPolls.delete(jobId);
+      loadBuilds();
+      // New results replace the ones on screen; keep the layer being looked at.
+      if (results.build === buildId && job.status === "completed") {
+        showResults(buildId, results.heights[results.index]);
+      }
+      return;
+    }
+    buildJobPolls.set(jobId, setTimeout(poll, POLL_SECONDS * 1000));
+  };
+  buildJobPolls.set(jobId, setTimeout(poll, 0));
 }
 
 // --- submission and progress --------------------------------------------------------------
@@ -125,24 +161,27 @@ function showError(message) {
   el.hidden = !message;
 }
 
+function authHeaders() {
+  const token = $("submit-token").value;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function submit(event) {
   event.preventDefault();
   showError("");
   const buildId = $("submit-build").value.trim();
-  const headers = { "Content-Type": "application/json" };
-  const token = $("submit-token").value;
-  if (token) headers.Authorization = `Bearer ${token}`;
   const params = {
     holes_interval: Number($("submit-holes").value || 10),
     create_composite_views: $("submit-composite").checked,
   };
   try {
-    const { body } = await api(`/api/builds/${encodeURIComponent(buildId)}/analyze`, {
+    const { body } = await api(`${buildPath(buildId)}/analyze`, {
       method: "POST",
-      headers,
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify(params),
     });
     watchJob(body.job_id);
+    loadBuilds();
   } catch (err) {
     showError(err.message);
   }
@@ -170,7 +209,7 @@ function watchJob(jobId, wantedHeight) {
   const poll = async () => {
     try {
       // The browser revalidates with If-None-Match; unchanged answers cost a 304.
-      const { body, response } = await api(`/api/jobs/${jobId}`);
+      const { body, response } = await api(`api/jobs/${encodeURIComponent(jobId)}`);
       if (currentJob !== jobId) return;
       renderJob(body.job);
       if (FINISHED.has(body.job.status)) {
@@ -178,8 +217,8 @@ function watchJob(jobId, wantedHeight) {
         if (body.job.status === "completed") showResults(body.job.build_id, wantedHeight);
         return;
       }
-      const wait = Number(response.headers.get("Retry-After") || 2);
-      pollTimer = setTimeout(poll, Math.min(wait, 2) * 1000);
+      const wait = Number(response.headers.get("Retry-After") || POLL_SECONDS);
+      pollTimer = setTimeout(poll, Math.min(wait, POLL_SECONDS) * 1000);
     } catch (err) {
       showError(err.message);
     }
@@ -189,11 +228,11 @@ function watchJob(jobId, wantedHeight) {
 
 async function cancelJob() {
   if (!currentJob) return;
-  const headers = {};
-  const token = $("submit-token").value;
-  if (token) headers.Authorization = `Bearer ${token}`;
   try {
-    const { body } = await api(`/api/jobs/${currentJob}`, { method: "DELETE", headers });
+    const { body } = await api(`api/jobs/${encodeURIComponent(currentJob)}`, {
+      method: "DELETE",
+      headers: authHeaders(),
+    });
     renderJob(body.job);
   } catch (err) {
     showError(err.message);
@@ -202,157 +241,235 @@ async function cancelJob() {
 
 // --- results ------------------------------------------------------------------------------
 
-function count(value) {
-  if (Array.isArray(value)) return value.length;
-  if (value && typeof value === "object") return Object.keys(value).length;
-  return value;
+function showResultsJob(job) {
+  const el = $("results-job");
+  if (!job) {
+    el.textContent = "";
+    return;
+  }
+  const when = job.finished_at ? ` ${String(job.finished_at).replace("T", " ").slice(0, 19)}` : "";
+  const percent = FINISHED.has(job.status) ? "" : ` ${Math.round(job.progress?.percent || 0)} %`;
+  el.textContent = `latest job: ${job.status}${percent}${when}`;
 }
 
-// A few readable lines from platform_info.json; the legacy keys hold lists, not counts.
-function summarize(info) {
-  const rows = [];
-  const add = (label, value) => {
-    if (value !== undefined && value !== null && value !== "") rows.push([label, value]);
-  };
-  if (info.build && typeof info.build === "object") {
-    add("package", `${text(info.build.archive)} (${formatSize(info.build.size_bytes)})`);
+function heightKey(z) {
+  return Number(z).toFixed(4);
+}
+
+function indexInvalidLoops(info) {
+  const byHeight = new Map();
+  for (const loop of Array.isArray(info.invalid_loops) ? info.invalid_loops : []) {
+    const key = heightKey(loop.z);
+    if (!byHeight.has(key)) byHeight.set(key, new Map());
+    byHeight.get(key).set(loopKey(loop.file, loop.shape_index, loop.path_index), loop.reason);
   }
-  add("files analysed", count(info.files_analyzed));
-  // `layers` is the legacy per-file sample list; `heights` has one entry per layer height.
-  add("layers", count(info.heights));
-  add("parts", count(info.parts));
-  const heights = info.global_height_info;
-  if (heights && typeof heights === "object" && heights.max_height !== undefined) {
-    // max_height may be padded up to the last legacy sample; the top layer is exact.
-    const top = heights.top_layer_height ?? heights.max_height;
-    add("height range", `${heights.min_height} – ${top} mm`);
+  return byHeight;
+}
+
+function partView(part) {
+  const views = Array.isArray(results.info?.identifier_platform_views)
+    ? results.info.identifier_platform_views
+    : [];
+  const view = views.find((v) => part.part_key && v.part_key === part.part_key);
+  return view ? view.filename : null;
+}
+
+const partActions = {
+  hasView: (part) => {
+    const filename = partView(part);
+    return filename !== null && gallery.indexOf(filename) >= 0;
+  },
+  openPart: (part) => gallery.open(gallery.indexOf(partView(part))),
+  showPart: async (part) => {
+    if (Array.isArray(part.z_range)) await goToHeight((part.z_range[0] + part.z_range[1]) / 2);
+    if (Array.isArray(part.bounding_box) && part.bounding_box.length === 4) {
+      layerCanvas.fitBox(part.bounding_box);
+    }
+    revealCanvas();
+  },
+};
+
+function revealCanvas() {
+  $("layer-head").scrollIntoView({ block: "start" });
+  $("layer-canvas").focus({ preventScroll: true });
+}
+
+async function goToProblem(z, loop) {
+  await goToHeight(z);
+  if (loop) {
+    const found = layerCanvas.select(loopKey(loop.file, loop.shape_index, loop.path_index));
+    // Some context around a defect that may be a millimetre wide.
+    if (found) layerCanvas.fitBox(found.bbox, 10);
+    else if (Array.isArray(loop.at)) layerCanvas.fitBox([...loop.at, ...loop.at], 10);
   }
-  const holes = info.holes_views_interval;
-  add("holes interval", holes && typeof holes === "object" ? `${holes.interval_mm} mm` : holes);
-  add("invalid loops", info.invalid_loops_total ?? count(info.invalid_loops));
-  add("warnings", count(info.warnings));
-  if (info.timings && typeof info.timings === "object") {
-    const total = Object.values(info.timings).reduce((a, b) => a + (Number(b) || 0), 0);
-    add("analysis time", `${total.toFixed(1)} s`);
-  }
-  add("schema version", info.schema_version);
-  return rows;
+  revealCanvas();
 }
 
 async function showResults(buildId, wantedHeight) {
   try {
-    const { body } = await api(`/api/builds/${encodeURIComponent(buildId)}/results`);
+    const { body } = await api(`${buildPath(buildId)}/results`);
+    const info = body.platform_info;
+    Object.assign(results, {
+      build: buildId,
+      info,
+      heights: [],
+      index: -1,
+      invalidByHeight: indexInvalidLoops(info),
+      cache: new Map(),
+    });
     $("results-section").hidden = false;
     $("results-build").textContent = buildId;
-    const summary = $("results-summary");
-    summary.replaceChildren();
-    for (const [label, value] of summarize(body.platform_info)) {
-      const dt = document.createElement("dt");
-      dt.textContent = label;
-      const dd = document.createElement("dd");
-      dd.textContent = text(value);
-      summary.append(dt, dd);
-    }
-    const images = $("images");
-    images.replaceChildren();
-    for (const artifact of body.artifacts) {
-      if (!artifact.path.endsWith(".png")) continue;
-      const figure = document.createElement("figure");
-      const img = document.createElement("img");
-      img.src = artifact.url;
-      img.alt = artifact.path;
-      img.loading = "lazy";
-      const caption = document.createElement("figcaption");
-      caption.textContent = artifact.path;
-      figure.append(img, caption);
-      images.appendChild(figure);
-    }
+    showResultsJob(body.latest_job);
+    renderSummary($("results-summary"), info);
+    renderProblems($("problems"), info, goToProblem);
+    const imageCount = gallery.show(body.artifacts, info);
+    const partCount = renderParts($("parts"), info, partActions);
+    $("parts-count").textContent = `(${partCount})`;
+    $("images-head").textContent = `Images (${imageCount})`;
     await loadLayers(buildId, wantedHeight);
-    setHash(wantedHeight === undefined ? { build: buildId } : { build: buildId, layer: wantedHeight });
   } catch (err) {
     showError(`results of ${buildId}: ${err.message}`);
   }
 }
 
 async function loadLayers(buildId, wantedHeight) {
-  const { body } = await api(`/api/builds/${encodeURIComponent(buildId)}/layers`);
-  layerHeights = body.heights;
-  layerBuild = buildId;
+  const { body } = await api(`${buildPath(buildId)}/layers`);
+  if (results.build !== buildId) return;
+  results.heights = body.heights;
   const slider = $("layer-slider");
-  slider.max = String(Math.max(0, layerHeights.length - 1));
-  $("layer-count").textContent = `${layerHeights.length} layers`;
-  if (layerHeights.length === 0) return;
-  let index = Math.floor(layerHeights.length / 2);
-  if (wantedHeight !== undefined) {
-    const found = layerHeights.findIndex((h) => Math.abs(h - Number(wantedHeight)) < 1e-6);
-    if (found >= 0) index = found;
+  slider.max = String(Math.max(0, results.heights.length - 1));
+  $("layer-count").textContent = plural(results.heights.length, "layer");
+  if (results.heights.length === 0) {
+    $("layer-height").textContent = "no path data";
+    setHash({ build: buildId });
+    return;
   }
-  slider.value = String(index);
-  await drawLayer(index);
+  const wanted = Number(wantedHeight);
+  if (wantedHeight !== undefined && wantedHeight !== null && Number.isFinite(wanted)) {
+    await goToHeight(wanted);
+  } else {
+    await goToIndex(Math.floor(results.heights.length / 2));
+  }
 }
 
-async function drawLayer(index) {
-  const height = layerHeights[index];
-  if (height === undefined || layerBuild === null) return;
-  $("layer-height").textContent = `z = ${height} mm`;
-  const { body: records } = await api(
-    `/api/builds/${encodeURIComponent(layerBuild)}/layers/${height}`,
-  );
-  const canvas = $("layer-canvas");
-  const ctx = canvas.getContext("2d");
-  const scale = canvas.width / (2 * PLATE_HALF_MM);
-  const toPx = ([x, y]) => [(x + PLATE_HALF_MM) * scale, (PLATE_HALF_MM - y) * scale];
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.strokeStyle = "#d8dde3";
-  ctx.strokeRect(0.5, 0.5, canvas.width - 1, canvas.height - 1);
-  let drawn = 0;
-  // Solids first, then holes on top: a hole is cut visually out of its parent.
-  const ordered = [...records].sort((a, b) => Number(Boolean(a.is_hole)) - Number(Boolean(b.is_hole)));
-  for (const record of ordered) {
-    if (!Array.isArray(record.points) || record.points.length < 2) continue;
-    ctx.beginPath();
-    record.points.forEach((point, i) => {
-      const [px, py] = toPx(point);
-      if (i === 0) ctx.moveTo(px, py);
-      else ctx.lineTo(px, py);
-    });
-    if (record.should_close !== false) ctx.closePath();
-    const color = COLORS[record.color] || COLORS.gray;
-    if (record.is_hole) {
-      ctx.fillStyle = "#ffffff";
-      ctx.fill();
-      ctx.setLineDash([4, 3]);
-    } else {
-      ctx.globalAlpha = 0.35;
-      ctx.fillStyle = color;
-      ctx.fill();
-      ctx.globalAlpha = 1;
-      ctx.setLineDash([]);
-    }
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 1;
-    ctx.stroke();
-    ctx.setLineDash([]);
-    drawn += 1;
+// The layer nearest to z (the heights are sorted).
+function nearestIndex(z) {
+  const h = results.heights;
+  let lo = 0;
+  let hi = h.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (h[mid] < z) lo = mid + 1;
+    else hi = mid;
   }
-  // Lets tests (and curious users in devtools) see what was drawn.
-  canvas.dataset.paths = String(drawn);
-  canvas.dataset.height = String(height);
+  if (lo > 0 && Math.abs(h[lo - 1] - z) <= Math.abs(h[lo] - z)) return lo - 1;
+  return lo;
+}
+
+function goToHeight(z) {
+  if (results.heights.length === 0) return Promise.resolve();
+  return goToIndex(nearestIndex(z));
+}
+
+async function layerRecords(height) {
+  if (results.cache.has(height)) {
+    const records = results.cache.get(height);
+    results.cache.delete(height); // most recently used last
+    results.cache.set(height, records);
+    return records;
+  }
+  const { body } = await api(`${buildPath(results.build)}/layers/${height}`);
+  results.cache.set(height, body);
+  while (results.cache.size > LAYER_CACHE_SIZE) results.cache.delete(results.cache.keys().next().value);
+  return body;
+}
+
+async function goToIndex(index) {
+  const count = results.heights.length;
+  if (count === 0) return;
+  index = Math.max(0, Math.min(count - 1, index));
+  const height = results.heights[index];
+  const request = ++results.request;
+  results.index = index;
+  $("layer-slider").value = String(index);
+  $("layer-height").textContent = `z = ${mmText(height)}`;
+  $("layer-count").textContent = `layer ${index + 1} of ${count}`;
+  setHash({ build: results.build, layer: String(height) });
+  let records;
+  try {
+    records = await layerRecords(height);
+  } catch (err) {
+    if (request === results.request) $("layer-info").textContent = `layer ${height} mm: ${err.message}`;
+    return;
+  }
+  if (request !== results.request) return; // a later step won the race
+  const invalid = results.invalidByHeight.get(heightKey(height)) ?? new Map();
+  layerCanvas.setLayer(Array.isArray(records) ? records : [], height, invalid);
+  const c = layerCanvas.counts();
+  const summary = `${plural(c.metal, "metal loop")} · ${plural(c.hole, "hole")} · ${plural(c.line, "line")}`;
+  $("layer-info").replaceChildren(
+    summary,
+    c.invalid
+      ? element("span", { className: "alarm-text", text: ` · ${plural(c.invalid, "invalid loop")}` })
+      : "",
+  );
+  // Neighbours ahead of the next key press.
+  for (const next of [index + 1, index - 1]) {
+    const h = results.heights[next];
+    if (h !== undefined && !results.cache.has(h)) layerRecords(h).catch(() => {});
+  }
+}
+
+function onLayerKey(event) {
+  if (event.target.matches("input:not([type=range]), textarea, select") || results.index < 0) return;
+  const steps = {
+    ArrowRight: 1,
+    ArrowUp: 1,
+    ArrowLeft: -1,
+    ArrowDown: -1,
+    PageUp: 10,
+    PageDown: -10,
+  };
+  const key = event.key;
+  if (key in steps) goToIndex(results.index + steps[key]);
+  else if (key === "Home") goToIndex(0);
+  else if (key === "End") goToIndex(results.heights.length - 1);
+  else if (key === "+" || key === "=") layerCanvas.zoom(1.5);
+  else if (key === "-" || key === "_") layerCanvas.zoom(1 / 1.5);
+  else if (key === "0") layerCanvas.fitPlate();
+  else return;
+  event.preventDefault();
 }
 
 // --- start --------------------------------------------------------------------------------
 
 function start() {
+  layerCanvas = new LayerCanvas($("layer-canvas"), $("canvas-tip"), $("canvas-coords"));
+  gallery = new Gallery($("images"), $("lightbox"));
   $("refresh-builds").addEventListener("click", loadBuilds);
   $("submit-form").addEventListener("submit", submit);
   $("job-cancel").addEventListener("click", cancelJob);
-  $("layer-slider").addEventListener("input", (e) => drawLayer(Number(e.target.value)));
+  $("layer-slider").addEventListener("input", (e) => goToIndex(Number(e.target.value)));
+  $("layer-prev").addEventListener("click", () => goToIndex(results.index - 1));
+  $("layer-next").addEventListener("click", () => goToIndex(results.index + 1));
+  $("zoom-in").addEventListener("click", () => layerCanvas.zoom(1.5));
+  $("zoom-out").addEventListener("click", () => layerCanvas.zoom(1 / 1.5));
+  $("zoom-plate").addEventListener("click", () => layerCanvas.fitPlate());
+  $("zoom-parts").addEventListener("click", () => layerCanvas.fitContent());
+  $("layer-goto-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const z = Number($("layer-goto").value);
+    if ($("layer-goto").value !== "" && Number.isFinite(z)) goToHeight(z);
+  });
+  $("layer-panel").addEventListener("keydown", onLayerKey);
+  for (const link of document.querySelectorAll(".results-nav [data-target]")) {
+    link.addEventListener("click", () => $(link.dataset.target).scrollIntoView({ block: "start" }));
+  }
+  window.addEventListener("hashchange", applyHash);
   loadStatus();
   loadBuilds();
-  const params = hashParams();
-  const layer = params.get("layer") ?? undefined;
-  if (params.get("job")) watchJob(params.get("job"), layer);
-  else if (params.get("build")) showResults(params.get("build"), layer);
+  applyHash();
 }
 
-document.addEventListener("DOMContentLoaded", start);
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();
