@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from clf_analysis.layout import height_name
 from clf_analysis.pipeline.heights import (
     clean_platform_heights,
     every,
-    height_name,
     hole_view_heights,
     layer_grid,
     legacy_sample_candidates,

@@ -19,10 +19,10 @@ from clf_analysis.api.parsing import build_id_arg
 from clf_analysis.api.service import service
 from clf_analysis.build.discovery import build_folder
 from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.layout import OUTPUT_DIR
 
 bp = Blueprint("artifacts", __name__)
 
-OUTPUT_DIR_NAME = "clf_analysis"
 MAX_ARTIFACT_PATH = 1024
 # What the service writes; anything else found in the folder (an .html someone dropped
 # there) is sent as an opaque download, never with a type a browser would render.
@@ -85,7 +85,7 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
         raise refused(build_id, exc) from None
     try:
         try:
-            outputs = build.subdir(OUTPUT_DIR_NAME)
+            outputs = build.subdir(OUTPUT_DIR)
         except FileNotFoundError:
             raise no_results(build_id) from None
         except UnsafeSharePath as exc:

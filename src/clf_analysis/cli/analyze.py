@@ -84,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.build.exclusions import ExclusionsError, load_exclusions
     from clf_analysis.build.share import BuildFolder
     from clf_analysis.config import ConfigError, load_settings
+    from clf_analysis.layout import OUTPUT_DIR, PLATFORM_INFO
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
     from clf_analysis.pipeline.job import archive_limits, processes_per_job
     from clf_analysis.pipeline.params import AnalysisParams
-    from clf_analysis.pipeline.publish import OUTPUT_DIR
     from clf_analysis.pipeline.run import RunOptions
     from clf_analysis.pipeline.run import run as run_analysis
     from clf_analysis.render.plate import Plate
@@ -136,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
     # could replace the results a moment after they were published.
     folder = result.output_dir.parent
     with BuildFolder(folder.parent, folder.name).open() as build:
-        info = json.loads(build.read_bytes(f"{OUTPUT_DIR}/platform_info.json"))
+        info = json.loads(build.read_bytes(f"{OUTPUT_DIR}/{PLATFORM_INFO}"))
     print("\n".join(report_lines(info, str(result.output_dir), result.duration_seconds)))
     return 0

@@ -4,7 +4,7 @@ Pure functions over numpy arrays; knows nothing of files (ARCHITECTURE.md).
 """
 
 from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
-from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats, z_key
+from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats
 
 __all__ = [
     "BuildStats",
@@ -13,5 +13,4 @@ __all__ = [
     "PartKey",
     "PartStats",
     "analyze_loops",
-    "z_key",
 ]

@@ -28,21 +28,15 @@ import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.geometry.loops import LoopAnalysis
+from clf_analysis.layout import mm
 
 PartKey = tuple[str, str, int]
 """(folder relative to Models/, file name, model id): model ids are unique per file only."""
 
 AREA_QUANTUM_MM2 = 1e-6
 THICKNESS_QUANTUM_MM = 1e-6
-Z_DECIMALS = 4
 AREA_DECIMALS = 4
 VOLUME_DECIMALS = 3
-COORD_DECIMALS = 4
-
-
-def z_key(z: float) -> float:
-    """The height a layer is filed under: 4 decimals, as in the per-layer file names."""
-    return round(float(z), Z_DECIMALS)
 
 
 def _quantize(value: float, quantum: float) -> int:
@@ -82,7 +76,7 @@ class PartStats:
     ) -> None:
         """Account one layer: net area (mm²), hole loops, (min x, min y, max x, max y)."""
         area_q = _quantize(area, AREA_QUANTUM_MM2)
-        zk = z_key(z)
+        zk = mm(z)  # the height as the layer files name it
         self.z_min = min(self.z_min, zk)
         self.z_max = max(self.z_max, zk)
         self.layer_count += 1
@@ -146,7 +140,7 @@ class PartStats:
             "hole_count": self.hole_count,
             "hole_loops_total": self.hole_loops_total,
             "layers_with_holes": self.layers_with_holes,
-            "bounding_box": [round(v, COORD_DECIMALS) for v in self.bounds] if count else None,
+            "bounding_box": [mm(v) for v in self.bounds] if count else None,
         }
 
 
@@ -209,7 +203,7 @@ class BuildStats:
         owners = np.asarray(model_ids, dtype=np.int64).reshape(-1)
         if len(owners) != len(analysis):
             raise ValueError(f"{len(owners)} model ids for {len(analysis)} loops")
-        zk = z_key(z)
+        zk = mm(z)
         layer = self.layers.get(zk)
         if layer is None:
             layer = self.layers[zk] = LayerStats(zk)

@@ -20,6 +20,7 @@ from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
 from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.layout import mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
 from clf_analysis.pipeline.part_keys import part_keys
@@ -181,7 +182,7 @@ def run_file_pass(
                 for h in snapshot_index.get(i, ()):
                     result.snapshots[h] = _snapshot(fl)
                 for h in sample_index.get(i, ()):
-                    result.samples.append(LayerSample.of(h, round(z, 4), layer.shapes))
+                    result.samples.append(LayerSample.of(h, mm(z), layer.shapes))
                 reached = (i + 1) * TICKS_PER_FILE // n
                 tick(reached - ticked)
                 ticked = reached
@@ -303,13 +304,13 @@ def _measure(
             result.invalid_loops.append(
                 {
                     "file": result.part.key,
-                    "z": round(z, 4),
+                    "z": mm(z),
                     "model_id": shapes[ref.shape_index].model_id,
                     "shape_index": ref.shape_index,
                     "path_index": ref.path_index,
                     "vertices": int(a.vertex_count[k]),
                     "reason": reason,
-                    "at": None if np.isnan(point).any() else [round(float(v), 4) for v in point],
+                    "at": None if np.isnan(point).any() else [mm(v) for v in point],
                 }
             )
         if len(result.unclosed) < MAX_UNCLOSED_ITEMS:

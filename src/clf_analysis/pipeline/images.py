@@ -16,6 +16,20 @@ import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.layout import (
+    ALL_PATHDATA,
+    ALL_PATHDATA_NO_ID,
+    CLEAN_DIR,
+    COMBINED_IDENTIFIERS,
+    COMPOSITE_DIR,
+    HOLES_DIR,
+    IDENTIFIER_DIR,
+    UNCLOSED,
+    clean_platform_name,
+    composite_name,
+    holes_view_name,
+    identifier_view_name,
+)
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape, model_keys
@@ -25,14 +39,6 @@ from clf_analysis.render import figures
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import RGBA, PlateRaster
 
-IDENTIFIER_DIR = "identifier_views"
-CLEAN_DIR = "clean_platforms"
-COMPOSITE_DIR = "composite_platforms"
-HOLES_DIR = "holes_views"
-ALL_PATHDATA = "transparent_all_pathdata_210mmx210mm_2100px.png"
-ALL_PATHDATA_NO_ID = "transparent_all_pathdata_WITH_NO_ID_210mmx210mm_2100px.png"
-COMBINED_IDENTIFIERS = "combined_identifiers_platform_view.png"
-UNCLOSED = "unclosed_shapes_platform_view.png"
 MAX_UNCLOSED_DRAWN = 5000
 
 RGBA_OF = {
@@ -254,12 +260,12 @@ def render_images(
         if h <= inputs.top + 1e-9
     ]
     for h in clean_heights:
-        path = out / CLEAN_DIR / f"clean_platform_{H.height_name(h)}mm.png"
+        path = out / CLEAN_DIR / clean_platform_name(h)
         tasks.append(_Task(f"clean:{h}", clean_platform, (path, _layer_shapes(results, h), plate)))
     if params.create_composite_views:
         (out / COMPOSITE_DIR).mkdir()
         for h in clean_heights:
-            path = out / COMPOSITE_DIR / f"platform_composite_folders_{H.height_name(h)}mm.png"
+            path = out / COMPOSITE_DIR / composite_name(h)
             tasks.append(
                 _Task(
                     f"composite:{h}",
@@ -273,7 +279,7 @@ def render_images(
         if h <= inputs.top + 1e-9
     ]
     for h in hole_heights:
-        path = out / HOLES_DIR / f"combined_holes_platform_view_{H.height_name(h)}mm.png"
+        path = out / HOLES_DIR / holes_view_name(h)
         tasks.append(
             _Task(f"holes:{h}", holes_platform, (path, build_id, _layer_shapes(results, h), plate))
         )
@@ -294,7 +300,7 @@ def render_images(
     identifier_entries = []
     for p in parts:
         key = p.key
-        filename = f"identifier_{keys[key]}_platform_view.png"
+        filename = identifier_view_name(keys[key])
         label = part_label(key, p.model_name)
         bbox = tuple(p.bounds) if p.layer_count else None
         tasks.append(

@@ -14,8 +14,8 @@ import orjson
 
 from clf_analysis.clf.types import Layer
 from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
+from clf_analysis.layout import MM_DECIMALS
 
-DECIMALS = 4
 COLORS = {"Part.clf": "blue", "WaferSupport.clf": "red", "Net.clf": "green"}
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -106,7 +106,7 @@ def layer_records(
                 {
                     "type": "path",
                     "shape_type": "interior" if is_hole else "exterior",
-                    "points": np.round(loop.astype(np.float64), DECIMALS),
+                    "points": np.round(loop.astype(np.float64), MM_DECIMALS),
                     "color": color,
                     "clf_name": clf_name,
                     "clf_folder": clf_folder,

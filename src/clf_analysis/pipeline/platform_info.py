@@ -17,6 +17,7 @@ from clf_analysis import __version__
 from clf_analysis.build.archive import PartFile
 from clf_analysis.build.exclusions import Exclusions
 from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey
+from clf_analysis.layout import PATHDATA_DIR, mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.file_pass import MAX_LISTED_INVALID, FilePassResult, model_keys
 from clf_analysis.pipeline.params import AnalysisParams
@@ -26,10 +27,6 @@ from clf_analysis.pipeline.path_counts import PathCounts
 SCHEMA_VERSION = 3
 # Where today's images draw (plate rasters fill and stroke, single points are not drawn).
 VISUALIZATION_SETTINGS = {"draw_points": "n", "draw_lines": "y"}
-
-
-def _r(v: float) -> float:
-    return round(float(v), 4)
 
 
 def build_platform_info(
@@ -53,7 +50,6 @@ def build_platform_info(
     thickness: float,
     warnings: list[str],
     timings: dict[str, float],
-    pathdata_dir: str,
 ) -> dict[str, Any]:
     """The whole summary as JSON-ready values: legacy keys in their legacy shapes, new beside."""
     top = float(grid[-1]) if len(grid) else 0.0
@@ -86,8 +82,8 @@ def build_platform_info(
         "layers": _legacy_layers(results),
         "heights": [
             {
-                "height": _r(ls.z),
-                "filename": (f"{pathdata_dir}/{layer_file_of[z]}" if z in layer_file_of else None),
+                "height": mm(ls.z),
+                "filename": (f"{PATHDATA_DIR}/{layer_file_of[z]}" if z in layer_file_of else None),
                 "shapes": ls.loops,
                 "holes": ls.holes,
                 "parts": ls.parts,
@@ -123,7 +119,7 @@ def build_platform_info(
         "holes_views_interval": {
             "interval_mm": params.holes_interval,
             "total_views": len(holes_views),
-            "height_range": [0.0, _r(top)],
+            "height_range": [0.0, mm(top)],
             "total_holes_across_all_views": sum(
                 v["holes_statistics"]["total_holes"] for v in holes_views
             ),
@@ -213,14 +209,14 @@ def _height_info(
     firsts = [float(r.zs[0]) for r in results if len(r.zs)]
     max_height = max([top, *samples[-1:]])
     return {
-        "min_height": _r(min(firsts)) if firsts else 0.0,
-        "max_height": _r(max_height),
+        "min_height": mm(min(firsts)) if firsts else 0.0,
+        "max_height": mm(max_height),
         "num_samples": len(samples),
         "height_samples": samples,
-        "padding_applied": _r(max_height - top),
-        "layer_thickness": _r(thickness),
+        "padding_applied": mm(max_height - top),
+        "layer_thickness": mm(thickness),
         "layer_count": len(grid),
-        "top_layer_height": _r(top),
+        "top_layer_height": mm(top),
         "sample_step_mm": H.LEGACY_SAMPLE_STEP_MM,
         "sample_window_mm": H.LEGACY_SAMPLE_WINDOW_MM,
     }
@@ -279,7 +275,7 @@ def _folders(
 
 def _file_entry(r: FilePassResult) -> dict[str, Any]:
     box = r.box
-    z_range = [_r(r.zs[0]), _r(r.zs[-1])] if len(r.zs) else [_r(box.min_z), _r(box.max_z)]
+    z_range = [mm(r.zs[0]), mm(r.zs[-1])] if len(r.zs) else [mm(box.min_z), mm(box.max_z)]
     return {
         "filename": r.part.name,
         "folder": r.part.folder,
@@ -290,14 +286,14 @@ def _file_entry(r: FilePassResult) -> dict[str, Any]:
         "layers_indexed": len(r.zs),
         "z_range": z_range,
         "bounds": {
-            "x_range": [_r(box.min_x), _r(box.max_x)],
-            "y_range": [_r(box.min_y), _r(box.max_y)],
-            "z_range": [_r(box.min_z), _r(box.max_z)],
+            "x_range": [mm(box.min_x), mm(box.max_x)],
+            "y_range": [mm(box.min_y), mm(box.max_y)],
+            "z_range": [mm(box.min_z), mm(box.max_z)],
         },
-        "layer_thickness": _r(r.thickness),
+        "layer_thickness": mm(r.thickness),
         "format_version": f"{r.version[0]}.{r.version[1]}",
         "models": [
-            {"id": m.id, "name": m.name, "thickness": _r(m.thickness)}
+            {"id": m.id, "name": m.name, "thickness": mm(m.thickness)}
             for m in sorted(r.models.values(), key=lambda m: m.id)
         ],
         "warnings": len(r.warnings),

@@ -36,7 +36,19 @@ from clf_analysis.build.discovery import (
 from clf_analysis.build.exclusions import Exclusions, load_exclusions
 from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
 from clf_analysis.clf.lookup import layer_indices
-from clf_analysis.geometry.stats import BuildStats, LayerStats, z_key
+from clf_analysis.geometry.stats import BuildStats, LayerStats
+from clf_analysis.layout import (
+    OUTPUT_DIR,
+    PATHDATA_DIR,
+    PLATFORM_INFO,
+    RUN_LOCK_FILE,
+    RUN_LOG,
+    height_name,
+    mm,
+    pathdata_name,
+    spool_name,
+    temp_output_name,
+)
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError, BuildLocked
 from clf_analysis.pipeline.file_pass import TICKS_PER_FILE, FilePassResult, FilePassTask
@@ -47,8 +59,6 @@ from clf_analysis.pipeline.platform_info import build_platform_info
 from clf_analysis.pipeline.pool import RunPool
 from clf_analysis.pipeline.progress import ProgressFn, ProgressTracker
 from clf_analysis.pipeline.publish import (
-    OUTPUT_DIR,
-    RUN_LOG,
     LockPolicy,
     check_output_dir,
     exclusive_build_lock,
@@ -57,21 +67,16 @@ from clf_analysis.pipeline.publish import (
     record_run,
     recover_interrupted_swap,
     remove_stale_temp_dirs,
-    spool_name,
     swap_into_place,
-    temp_output_name,
 )
 from clf_analysis.render.plate import Plate
 
 log = logging.getLogger(__name__)
 
-PATHDATA_DIR = "imagePathRawData-"
 # Heights are named to 4 decimals: a thinner grid would give two heights one name.
 MIN_LAYER_THICKNESS_MM = 0.001
 # Bounds the grid and the per-file index arrays (1,000 mm of 1 µm layers).
 MAX_LAYER_HEIGHTS = 1_000_000
-RUN_LOCK_FILE = ".clf_analysis.run.lock"
-PLATFORM_INFO = "platform_info.json"
 
 
 @dataclass(frozen=True)
@@ -441,7 +446,6 @@ class _Analysis:
                 thickness=thickness,
                 warnings=warnings,
                 timings=self.timer.timings,
-                pathdata_dir=PATHDATA_DIR,
             )
             (self.out / PLATFORM_INFO).write_bytes(
                 orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
@@ -542,13 +546,13 @@ class _Analysis:
             for k, z in enumerate(grid.tolist()):
                 if self.is_cancelled():
                     raise AnalysisCancelled()
-                self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
+                self.tracker.update(k / len(grid), f"layer {height_name(z)} mm")
                 frags = []
                 for r, idx, fd in zip(results, mapping, spools, strict=True):
                     i = int(idx[k])
                     if i >= 0 and r.spool_lengths[i]:
                         frags.append(os.pread(fd, int(r.spool_lengths[i]), int(r.spool_offsets[i])))
-                name = f"platform_layer_pathdata_{H.height_name(z)}mm.json"
+                name = pathdata_name(z)
                 (folder / name).write_bytes(assemble(frags))
                 names.append(name)
         # The folder itself is the caller's (pinned paths are links rmtree will not enter).
@@ -569,10 +573,10 @@ def _grid_layer_stats(
     grid: np.ndarray, results: list[FilePassResult], mapping: list[np.ndarray]
 ) -> list[LayerStats]:
     """Per grid height: the statistics of the file layers that answer it, summed."""
-    out = [LayerStats(z_key(z)) for z in grid.tolist()]
+    out = [LayerStats(mm(z)) for z in grid.tolist()]
     for r, idx in zip(results, mapping, strict=True):
         for k in np.flatnonzero(idx >= 0).tolist():
-            file_layer = r.stats.layers.get(z_key(float(r.zs[idx[k]])))
+            file_layer = r.stats.layers.get(mm(r.zs[idx[k]]))
             if file_layer is not None:
                 out[k].merge(replace(file_layer, z=out[k].z))
     return out

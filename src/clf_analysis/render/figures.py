@@ -31,6 +31,7 @@ from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 
 from clf_analysis.clf.types import LoopArray
+from clf_analysis.layout import mm
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, write_atomically_verified
 from clf_analysis.render.raster import line_pieces
@@ -315,7 +316,7 @@ def _shorten(text: str, limit: int = 40) -> str:
 
 
 def _z_text(z: float) -> str:
-    return f"{round(float(z), 4):g} mm"
+    return f"{mm(z):g} mm"
 
 
 # ---------------------------------------------------------------------------- figures
@@ -539,9 +540,7 @@ def unclosed_view(
     _legend(ax, handles, title="reason (count)" if handles else None)
     if entries:
         shown = entries[:14]
-        lines = ["first items:"] + [
-            f"{_shorten(e.file, 26):26s} z={round(float(e.z), 4):g}" for e in shown
-        ]
+        lines = ["first items:"] + [f"{_shorten(e.file, 26):26s} z={mm(e.z):g}" for e in shown]
         if len(entries) > len(shown):
             lines.append(f"… and {len(entries) - len(shown)} more")
         _side_note(fig, lines)
