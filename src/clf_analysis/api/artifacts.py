@@ -18,7 +18,8 @@ from clf_analysis.api.errors import ApiError
 from clf_analysis.api.parsing import build_id_arg
 from clf_analysis.api.service import service
 from clf_analysis.build.discovery import build_folder
-from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.build.errors import UnsafeSharePath
+from clf_analysis.build.share import ShareDir
 from clf_analysis.layout import OUTPUT_DIR
 
 bp = Blueprint("artifacts", __name__)

@@ -29,14 +29,13 @@ from clf_analysis.api.models import (
 from clf_analysis.api.parsing import build_id_arg, int_query
 from clf_analysis.api.service import service
 from clf_analysis.build.discovery import (
-    BuildNotFound,
     BuildPackage,
-    InvalidBuildId,
     open_build_folder,
     package_in,
     validate_build_id,
 )
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+from clf_analysis.build.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
+from clf_analysis.build.share import BuildFolder, ShareDir
 from clf_analysis.jobs.models import Job
 from clf_analysis.layout import OUTPUT_DIR, PATHDATA_DIR, PLATFORM_INFO
 

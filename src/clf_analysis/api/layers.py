@@ -10,7 +10,8 @@ from clf_analysis.api.artifacts import open_outputs, results_changing, send_arti
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import LayerListResponse
 from clf_analysis.api.parsing import build_id_arg
-from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.build.errors import UnsafeSharePath
+from clf_analysis.build.share import ShareDir
 from clf_analysis.layout import PATHDATA_DIR, pathdata_height, pathdata_name
 
 bp = Blueprint("layers", __name__)

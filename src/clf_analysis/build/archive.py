@@ -20,23 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from clf_analysis.build.errors import BuildArchiveError, UnsafeArchiveError
+
 GiB = 1 << 30
 MiB = 1 << 20
 
 # "C:" or "c:foo" — a Windows drive prefix would escape any destination folder.
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class BuildError(Exception):
-    """Base of every error about a build: its id, folder, package or exclusions."""
-
-
-class BuildArchiveError(BuildError):
-    """The package cannot be read as a ZIP archive (corrupt, truncated, encrypted)."""
-
-
-class UnsafeArchiveError(BuildArchiveError):
-    """The package is readable but must not be trusted (unsafe names, zip bomb)."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from clf_analysis.build.archive import BuildError, PartFile
+from clf_analysis.build.archive import PartFile
+from clf_analysis.build.errors import ExclusionsError
 
 _KEY = "folder_exclusions"
-
-
-class ExclusionsError(BuildError):
-    """The exclusions file is missing or invalid; the message names the file."""
 
 
 @dataclass(frozen=True)

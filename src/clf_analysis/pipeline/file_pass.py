@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
+from clf_analysis.build.archive import ArchiveLimits, PartFile, open_archive
+from clf_analysis.build.errors import BuildError
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
@@ -32,7 +33,7 @@ from clf_analysis.pipeline.pathdata import (
     fragment,
     layer_records,
 )
-from clf_analysis.render.figures import UnclosedItem
+from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import FootprintMask
 

@@ -23,18 +23,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
+from clf_analysis.build.archive import ArchiveLimits, PartFile, open_archive
 from clf_analysis.build.discovery import (
-    BuildNotFound,
     BuildPackage,
-    BuildRefused,
     build_folder,
     open_build_folder,
     package_in,
     resolve_package_link,
 )
+from clf_analysis.build.errors import BuildError, BuildNotFound, BuildRefused, UnsafeSharePath
 from clf_analysis.build.exclusions import Exclusions, load_exclusions
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
+from clf_analysis.build.share import BuildFolder, ShareDir, share_relative
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.geometry.stats import BuildStats, LayerStats
 from clf_analysis.layout import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ from matplotlib.path import Path as MplPath
 
 from clf_analysis.clf.types import LoopArray
 from clf_analysis.layout import mm
+from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, write_atomically_verified
 from clf_analysis.render.raster import line_pieces
@@ -64,17 +65,6 @@ REASON_COLORS = tuple(c for c in PALETTE[:10] if c not in ("#2ca02c", "#98df8a")
 
 # Labels drawn on the plate beyond this count would cover the geometry they name.
 MAX_PLATE_LABELS = 40
-
-
-class UnclosedItem(NamedTuple):
-    """One unclosed or invalid loop for `unclosed_view`; a plain 4-tuple also works."""
-
-    loop: LoopArray
-    reason: str
-    z: float
-    file: str
-    closed: bool = False  # draw the closing edge (invalid closed loops)
-    dashed: bool = False  # DASHED line geometry: vertex pairs are separate segments
 
 
 def palette_color(index: int) -> str:
