@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -30,8 +30,14 @@ import numpy.typing as npt
 from clf_analysis.geometry.loops import LoopAnalysis
 from clf_analysis.layout import mm
 
-PartKey = tuple[str, str, int]
-"""(folder relative to Models/, file name, model id): model ids are unique per file only."""
+
+class PartKey(NamedTuple):
+    """One part of a build: model ids are unique per file only."""
+
+    folder: str  # relative to Models/, "/"-separated
+    file: str
+    model_id: int
+
 
 AREA_QUANTUM_MM2 = 1e-6
 THICKNESS_QUANTUM_MM = 1e-6
@@ -69,7 +75,7 @@ class PartStats:
 
     @property
     def key(self) -> PartKey:
-        return (self.folder, self.file, self.model_id)
+        return PartKey(self.folder, self.file, self.model_id)
 
     def add_layer(
         self, z: float, thickness: float, area: float, holes: int, bounds: tuple[float, ...]
@@ -234,7 +240,7 @@ class BuildStats:
             np.maximum.at(hi, group, b[:, 2:])
 
         for j, model_id in enumerate(ids.tolist()):
-            key = (folder, file, model_id)
+            key = PartKey(folder, file, model_id)
             part = self.parts.get(key)
             if part is None:
                 part = self.parts[key] = PartStats(folder, file, model_id, model_names[model_id])
