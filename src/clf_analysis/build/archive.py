@@ -14,7 +14,6 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -198,19 +197,10 @@ class BuildArchive:
             offset += len(chunk)
         return digest.hexdigest()
 
-    def member_names(self) -> list[str]:
-        """Every member name as stored, in archive order."""
-        return list(self._infos)
-
     def part_files(self) -> list[PartFile]:
         """Every `.clf` member under `Models/`, sorted by (folder, name)."""
         parts = (_part_file(info) for info in self._infos.values())
         return sorted((p for p in parts if p is not None), key=lambda p: (p.folder, p.name))
-
-    def iter_parts(self) -> Iterator[tuple[PartFile, bytes]]:
-        """Each part file with its bytes, in `part_files()` order."""
-        for part in self.part_files():
-            yield part, self.read(part)
 
     def read(self, part: PartFile) -> bytes:
         """The bytes of one member, never more than its declared size."""

@@ -87,11 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.layout import OUTPUT_DIR, PLATFORM_INFO
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
-    from clf_analysis.pipeline.job import archive_limits, processes_per_job
+    from clf_analysis.pipeline.job import run_options
     from clf_analysis.pipeline.params import AnalysisParams
-    from clf_analysis.pipeline.run import RunOptions
     from clf_analysis.pipeline.run import run as run_analysis
-    from clf_analysis.render.plate import Plate
 
     try:
         settings = load_settings()
@@ -105,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"clf-analysis analyze: {exc}", file=sys.stderr)
         return 2
     midas = args.midas or settings.midas_base_path
-    options = RunOptions(
-        processes=args.processes or processes_per_job(settings),
-        exclusions=exclusions,
-        plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
-        archive_limits=archive_limits(settings),
-    )
+    options = run_options(settings, exclusions, processes=args.processes)
     bar = ProgressBar(sys.stderr)
     try:
         result = run_analysis(

@@ -3,7 +3,7 @@
 Pure functions over numpy arrays; knows nothing of files (ARCHITECTURE.md).
 """
 
-from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
+from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops, signed_area
 from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "PartKey",
     "PartStats",
     "analyze_loops",
+    "signed_area",
 ]

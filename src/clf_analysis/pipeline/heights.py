@@ -77,15 +77,3 @@ def legacy_sample_range(first: float, last: float) -> list[float]:
     """Every sample height from `first` to `last`, both samples themselves."""
     step = LEGACY_SAMPLE_STEP_MM
     return [round(k * step, 2) for k in range(round(first / step), round(last / step) + 1)]
-
-
-def snap_to_grid(z: float, grid: np.ndarray) -> int | None:
-    """Index of the grid height nearest to z (ties: the lower), None for an empty grid."""
-    if grid.size == 0:
-        return None
-    i = int(np.searchsorted(grid, z))
-    if i == 0:
-        return 0
-    if i >= grid.size:
-        return grid.size - 1
-    return i - 1 if (z - grid[i - 1]) <= (grid[i] - z) else i

@@ -34,18 +34,30 @@ def check_startup(settings: Settings) -> Exclusions:
     return load_exclusions(settings.exclusions_file)
 
 
-def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
-    try:
-        exclusions = check_startup(settings)
-    except ExclusionsError as exc:  # edited or removed since the worker started
-        raise AnalysisError(f"EXCLUSIONS_FILE: {exc}", stage="prepare", kind="config") from exc
+def run_options(
+    settings: Settings,
+    exclusions: Exclusions,
+    *,
+    processes: int | None = None,
+    job_id: str | None = None,
+) -> RunOptions:
+    """How to run one analysis under these settings; `processes` overrides the pool size."""
     return RunOptions(
-        processes=processes_per_job(settings),
+        processes=processes or processes_per_job(settings),
         exclusions=exclusions,
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
         archive_limits=archive_limits(settings),
         job_id=job_id,
     )
+
+
+def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
+    """`run_options` for a job, with the exclusions file read again."""
+    try:
+        exclusions = check_startup(settings)
+    except ExclusionsError as exc:  # edited or removed since the worker started
+        raise AnalysisError(f"EXCLUSIONS_FILE: {exc}", stage="prepare", kind="config") from exc
+    return run_options(settings, exclusions, job_id=job_id)
 
 
 def archive_limits(settings: Settings) -> ArchiveLimits:

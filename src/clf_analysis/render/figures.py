@@ -8,7 +8,7 @@ without shared plotting state. Every figure has the same layout and pixel size
 Geometry comes in as plain arrays: a loop is an (n, 2) float32 array in mm (first vertex
 not repeated), a shape is a sequence of loops (exterior first, then its holes), and a
 part footprint is either a sequence of shapes or a plate-registered boolean mask of
-`plate.px` x `plate.px` pixels (as made by `PlateRaster.painted_mask()`).
+`plate.px` x `plate.px` pixels (the unpacked bits of a `FootprintMask`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 
 from clf_analysis.clf.types import LoopArray
+from clf_analysis.geometry.loops import signed_area
 from clf_analysis.layout import mm
 from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
@@ -75,11 +76,6 @@ def palette_color(index: int) -> str:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _signed_area(loop: npt.NDArray[np.float64]) -> float:
-    x, y = loop[:, 0], loop[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
-
 def _shapes_path(shapes: Sequence[ShapeLoops]) -> MplPath | None:
     """One compound path for many shapes; holes cut out under the nonzero fill rule.
 
@@ -93,7 +89,7 @@ def _shapes_path(shapes: Sequence[ShapeLoops]) -> MplPath | None:
             loop = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
             if len(loop) < 3:
                 continue
-            ccw = _signed_area(loop) > 0
+            ccw = signed_area(loop) > 0
             if ccw != (index == 0):
                 loop = loop[::-1]
             vertices.append(np.vstack([loop, loop[:1]]))
