@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build.errors import UnsafeSharePath
-from clf_analysis.build.share import BuildFolder, ShareDir
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.layout import LOCK_FILE, OUTPUT_DIR, temp_output_name
 from clf_analysis.pipeline.errors import BuildLocked
 from clf_analysis.pipeline.publish import (

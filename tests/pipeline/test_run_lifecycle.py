@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clf_analysis.build.archive import open_archive
-from clf_analysis.build.exclusions import load_exclusions
+from clf_analysis.abp.archive import open_archive
+from clf_analysis.abp.exclusions import load_exclusions
 from clf_analysis.layout import LOCK_FILE, RUN_LOCK_FILE
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError, BuildLocked
 from clf_analysis.pipeline.params import AnalysisParams

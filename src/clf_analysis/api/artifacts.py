@@ -1,6 +1,6 @@
 """Serving files of a build's `clf_analysis/` output folder, and nothing outside it.
 
-Every file is opened through `clf_analysis.build.share`: no link below the base path is
+Every file is opened through `clf_analysis.abp.share`: no link below the base path is
 followed (a link is answered 404 like a missing file, with a detail that says why), and
 what is sent is the file that was opened, not a name looked up again.
 """
@@ -14,12 +14,12 @@ from pathlib import PurePosixPath
 
 from flask import Blueprint, Response, request, send_file
 
+from clf_analysis.abp.discovery import build_folder
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.parsing import build_id_arg
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import build_folder
-from clf_analysis.build.errors import UnsafeSharePath
-from clf_analysis.build.share import ShareDir
 from clf_analysis.layout import OUTPUT_DIR
 
 bp = Blueprint("artifacts", __name__)

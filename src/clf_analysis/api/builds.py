@@ -10,6 +10,14 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify
 
+from clf_analysis.abp.discovery import (
+    BuildPackage,
+    open_build_folder,
+    package_in,
+    validate_build_id,
+)
+from clf_analysis.abp.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.api.artifacts import (
     artifact_url,
     no_results,
@@ -28,14 +36,6 @@ from clf_analysis.api.models import (
 )
 from clf_analysis.api.parsing import build_id_arg, int_query
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import (
-    BuildPackage,
-    open_build_folder,
-    package_in,
-    validate_build_id,
-)
-from clf_analysis.build.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
-from clf_analysis.build.share import BuildFolder, ShareDir
 from clf_analysis.jobs.models import Job
 from clf_analysis.layout import OUTPUT_DIR, PATHDATA_DIR, PLATFORM_INFO
 

@@ -6,12 +6,12 @@ import math
 
 from flask import Blueprint, Response, jsonify
 
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
 from clf_analysis.api.artifacts import open_outputs, results_changing, send_artifact
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import LayerListResponse
 from clf_analysis.api.parsing import build_id_arg
-from clf_analysis.build.errors import UnsafeSharePath
-from clf_analysis.build.share import ShareDir
 from clf_analysis.layout import PATHDATA_DIR, pathdata_height, pathdata_name
 
 bp = Blueprint("layers", __name__)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from clf_analysis.build.discovery import validate_build_id
+from clf_analysis.abp.discovery import validate_build_id
 from clf_analysis.jobs.models import Job, JobEvent
 from clf_analysis.pipeline.params import AnalysisParams
 

@@ -81,9 +81,9 @@ def report_lines(info: dict[str, Any], output_dir: str, duration_seconds: float)
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from clf_analysis.build.errors import ExclusionsError
-    from clf_analysis.build.exclusions import load_exclusions
-    from clf_analysis.build.share import BuildFolder
+    from clf_analysis.abp.errors import ExclusionsError
+    from clf_analysis.abp.exclusions import load_exclusions
+    from clf_analysis.abp.share import BuildFolder
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.layout import OUTPUT_DIR, PLATFORM_INFO
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError

@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
 
 def startup_problem(settings: Any, runner: str | None) -> str | None:
     """What would make every job of the default pipeline fail, found before any runs."""
-    from clf_analysis.build.exclusions import ExclusionsError
+    from clf_analysis.abp.exclusions import ExclusionsError
     from clf_analysis.jobs.worker import DEFAULT_RUNNER
     from clf_analysis.pipeline.job import check_startup
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.build.archive import ArchiveLimits, PartFile, open_archive
-from clf_analysis.build.errors import BuildError
+from clf_analysis.abp.archive import ArchiveLimits, PartFile, open_archive
+from clf_analysis.abp.errors import BuildError
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray

@@ -10,9 +10,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from clf_analysis.build.archive import ArchiveLimits
-from clf_analysis.build.errors import ExclusionsError
-from clf_analysis.build.exclusions import Exclusions, load_exclusions
+from clf_analysis.abp.archive import ArchiveLimits
+from clf_analysis.abp.errors import ExclusionsError
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions
 from clf_analysis.config import Settings, load_settings
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams

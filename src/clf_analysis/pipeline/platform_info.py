@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from clf_analysis import __version__
-from clf_analysis.build.archive import PartFile
+from clf_analysis.abp.archive import PartFile
 from clf_analysis.geometry.stats import LayerStats, PartKey
 from clf_analysis.layout import PATHDATA_DIR, mm
 from clf_analysis.pipeline import heights as H

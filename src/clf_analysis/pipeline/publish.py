@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clf_analysis.build.errors import UnsafeSharePath
-from clf_analysis.build.share import ShareDir
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
 from clf_analysis.layout import (
     LOCK_FILE,
     OLD_PREFIX,

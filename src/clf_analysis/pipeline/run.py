@@ -21,17 +21,17 @@ from typing import Any
 
 import orjson
 
-from clf_analysis.build.archive import ArchiveLimits, PartFile, open_archive
-from clf_analysis.build.discovery import (
+from clf_analysis.abp.archive import ArchiveLimits, PartFile, open_archive
+from clf_analysis.abp.discovery import (
     BuildPackage,
     build_folder,
     open_build_folder,
     package_in,
     resolve_package_link,
 )
-from clf_analysis.build.errors import BuildError, BuildNotFound, BuildRefused, UnsafeSharePath
-from clf_analysis.build.exclusions import Exclusions, load_exclusions
-from clf_analysis.build.share import BuildFolder, ShareDir, share_relative
+from clf_analysis.abp.errors import BuildError, BuildNotFound, BuildRefused, UnsafeSharePath
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions
+from clf_analysis.abp.share import BuildFolder, ShareDir, share_relative
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.geometry.stats import BuildStats
 from clf_analysis.layout import (
@@ -223,7 +223,7 @@ def run(
     """Analyse one build and publish its outputs; raises AnalysisError / AnalysisCancelled.
 
     Every path of the build is opened relative to the build folder without following a
-    link (`clf_analysis.build.share`); outputs go to `<folder>/clf_analysis` only.
+    link (`clf_analysis.abp.share`); outputs go to `<folder>/clf_analysis` only.
     """
     options = options or RunOptions()
     started = datetime.now(UTC)

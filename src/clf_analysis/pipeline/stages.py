@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from clf_analysis.build.archive import PartFile
-from clf_analysis.build.exclusions import Exclusions
+from clf_analysis.abp.archive import PartFile
+from clf_analysis.abp.exclusions import Exclusions
 from clf_analysis.geometry.stats import BuildStats, PartKey
 from clf_analysis.pipeline.file_pass import FilePassResult
 from clf_analysis.pipeline.params import AnalysisParams

@@ -9,8 +9,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from clf_analysis.build.errors import BuildNotFound, BuildRefused, InvalidBuildId, UnsafeSharePath
-from clf_analysis.build.share import BuildFolder, ShareDir
+from clf_analysis.abp.errors import BuildNotFound, BuildRefused, InvalidBuildId, UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
 
 log = logging.getLogger(__name__)
 

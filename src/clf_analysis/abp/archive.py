@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from clf_analysis.build.errors import BuildArchiveError, UnsafeArchiveError
+from clf_analysis.abp.errors import BuildArchiveError, UnsafeArchiveError
 
 GiB = 1 << 30
 MiB = 1 << 20

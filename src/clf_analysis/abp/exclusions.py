@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from clf_analysis.build.archive import PartFile
-from clf_analysis.build.errors import ExclusionsError
+from clf_analysis.abp.archive import PartFile
+from clf_analysis.abp.errors import ExclusionsError
 
 _KEY = "folder_exclusions"
 
@@ -79,7 +79,7 @@ def parse_exclusions(data: object, source: str) -> Exclusions:
 def load_exclusions(path: Path | None) -> Exclusions:
     """Exclusions from a JSON file, or the packaged default list when `path` is None."""
     if path is None:
-        resource = resources.files("clf_analysis.build").joinpath("default_exclusions.json")
+        resource = resources.files("clf_analysis.abp").joinpath("default_exclusions.json")
         text = resource.read_text(encoding="utf-8")
         source = "default_exclusions.json (packaged)"
     else:

@@ -1,9 +1,9 @@
 """The `.abp` build package: discovery, safe member access, folder exclusions, and the
 build share itself, opened without following links (`share`). Errors: `errors`."""
 
-from clf_analysis.build.archive import ArchiveLimits, BuildArchive, PartFile, open_archive
-from clf_analysis.build.discovery import BuildPackage, find_build_package, validate_build_id
-from clf_analysis.build.errors import (
+from clf_analysis.abp.archive import ArchiveLimits, BuildArchive, PartFile, open_archive
+from clf_analysis.abp.discovery import BuildPackage, find_build_package, validate_build_id
+from clf_analysis.abp.errors import (
     BuildArchiveError,
     BuildError,
     BuildNotFound,
@@ -13,8 +13,8 @@ from clf_analysis.build.errors import (
     UnsafeArchiveError,
     UnsafeSharePath,
 )
-from clf_analysis.build.exclusions import Exclusions, load_exclusions, parse_exclusions
-from clf_analysis.build.share import BuildFolder, ShareDir
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions, parse_exclusions
+from clf_analysis.abp.share import BuildFolder, ShareDir
 
 __all__ = [
     "ArchiveLimits",
