@@ -19,12 +19,12 @@ SRC = Path(clf_analysis.__file__).parent
 ROOT = "clf_analysis"
 
 # Lowest first: a package may import its own layer and those before it, never a later one.
-LAYERS = ("clf", "build", "geometry", "render", "pipeline", "jobs", "api", "cli")
+LAYERS = ("clf", "abp", "geometry", "render", "pipeline", "jobs", "api", "cli")
 # Top-level modules below every layer (they import none of them).
-BOTTOM = ("clf_analysis", "config", "logs", "process_guard")
+BOTTOM = ("clf_analysis", "config", "layout", "logs", "process_guard")
 # Side packages outside the order: what each may import besides the bottom modules, and
 # which packages may import it.
-SIDE = {"synth": {"imports": {"clf", "build"}, "imported_by": {"cli"}}}
+SIDE = {"synth": {"imports": {"clf", "abp"}, "imported_by": {"cli"}}}
 ENTRY = ("__main__",)  # `python -m clf_analysis`: above everything
 
 

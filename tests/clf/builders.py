@@ -7,7 +7,16 @@ import struct
 import numpy as np
 
 from clf_analysis.clf import Box, Layer, Model, PolygonFormat, Shape
-from clf_analysis.clf.lfint import encode_lfint, encode_lfint_width
+from clf_analysis.clf.lfint import encode_lfint
+
+
+def encode_lfint_width(value: int, following: int) -> bytes:
+    """Encode `value` with exactly `following` bytes after the first (non-minimal forms,
+    which the writer never produces and readers must still accept)."""
+    if not 0 <= following <= 7 or value < 0 or value >> (5 + 8 * following):
+        raise ValueError(f"lf_int {value} does not fit {following} following bytes")
+    head = (following << 5) | (value >> (8 * following))
+    return bytes((head,)) + (value & ((1 << (8 * following)) - 1)).to_bytes(following, "big")
 
 
 def f32(*values: float) -> bytes:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from clf_analysis.clf import Box, Layer, Model, Shape, open_clf, write_clf
-from clf_analysis.clf.lfint import encode_lfint, encode_lfint_width
+from clf_analysis.clf.lfint import encode_lfint
 
-from .builders import PART, SQUARE, WORKED_EXAMPLE, sample_layers
+from .builders import PART, SQUARE, WORKED_EXAMPLE, encode_lfint_width, sample_layers
 
 
 def test_worked_example_written_byte_for_byte() -> None:

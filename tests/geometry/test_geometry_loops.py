@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clf_analysis.clf.types import LoopArray
-from clf_analysis.geometry import LoopAnalysis, analyze_loops
+from clf_analysis.geometry import LoopAnalysis, analyze_loops, signed_area
 from clf_analysis.geometry import loops as loops_module
 from clf_analysis.geometry.loops import (
     REASON_DUPLICATE,
@@ -510,3 +510,15 @@ def test_arbitrary_loops_on_a_coarse_grid_keep_the_invariants(
     perm = list(range(n))
     rnd.shuffle(perm)  # type: ignore[attr-defined]
     assert_order_independent(loops, perm)
+
+
+def test_signed_area_of_one_loop_is_positive_counter_clockwise_and_zero_below_three() -> None:
+    assert signed_area(square(1000, -2000, 3)) == 9.0
+    assert signed_area(square(1000, -2000, 3, cw=True)) == -9.0
+    assert signed_area(np.array([[0, 0], [5, 5]], dtype=np.float32)) == 0.0
+
+
+def test_signed_area_agrees_with_the_nesting_analysis() -> None:
+    loops = [regular(7, 30.0, 5, 5), square(0, 0, 4, cw=True), BOW_TIE]
+    analysis = analyze_loops(loops)
+    assert [signed_area(loop) for loop in loops] == pytest.approx(analysis.signed_area.tolist())

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from clf_analysis.geometry import BuildStats, PartStats, analyze_loops, z_key
+from clf_analysis.geometry import BuildStats, PartStats, analyze_loops
+from clf_analysis.layout import mm
 
 from .shapes import regular, square
 
@@ -199,6 +200,6 @@ def test_merging_different_names_for_one_part_is_an_error() -> None:
 
 
 def test_heights_are_filed_at_four_decimals() -> None:
-    assert z_key(np.float32(0.05)) == 0.05
-    assert z_key(np.float32(73.35)) == 73.35
-    assert str(z_key(1.00000001)) == "1.0"
+    assert mm(np.float32(0.05)) == 0.05
+    assert mm(np.float32(73.35)) == 73.35
+    assert str(mm(1.00000001)) == "1.0"

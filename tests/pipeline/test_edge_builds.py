@@ -9,7 +9,7 @@ import json
 import pytest
 from package_builders import cube_clf, write_package
 
-from clf_analysis.build.archive import ArchiveLimits
+from clf_analysis.abp.archive import ArchiveLimits
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.run import RunOptions, run

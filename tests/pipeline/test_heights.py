@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 
+from clf_analysis.layout import height_name
 from clf_analysis.pipeline.heights import (
     clean_platform_heights,
     every,
-    height_name,
     hole_view_heights,
     layer_grid,
     legacy_sample_candidates,
-    snap_to_grid,
 )
 
 
@@ -54,15 +53,6 @@ def test_hole_view_heights_from_zero_to_top_plus_requested():
     assert hole_view_heights(25.0, 10) == [0.0, 10.0, 20.0]
     assert hole_view_heights(25.0, 10, [13.4]) == [0.0, 10.0, 13.4, 20.0]
     assert every(7, 0, 20) == [0.0, 7.0, 14.0]
-
-
-def test_snap_to_grid_prefers_lower_on_ties():
-    grid = np.array([0.1, 0.2, 0.3])
-    assert snap_to_grid(0.15, grid) == 0
-    assert snap_to_grid(0.16, grid) == 1
-    assert snap_to_grid(5.0, grid) == 2
-    assert snap_to_grid(0.0, grid) == 0
-    assert snap_to_grid(1.0, np.array([])) is None
 
 
 def test_legacy_sample_candidates_are_a_few_per_layer_however_far_apart():

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
+from clf_analysis.layout import LOCK_FILE, OUTPUT_DIR, temp_output_name
 from clf_analysis.pipeline.errors import BuildLocked
 from clf_analysis.pipeline.publish import (
-    LOCK_FILE,
-    OUTPUT_DIR,
     LockPolicy,
     exclusive_build_lock,
     record_run,
     recover_interrupted_swap,
     remove_stale_temp_dirs,
     swap_into_place,
-    temp_output_name,
 )
 
 R1, R2, R9 = (uuid.uuid4().hex for _ in range(3))

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clf_analysis.build.archive import open_archive
-from clf_analysis.build.exclusions import load_exclusions
+from clf_analysis.abp.archive import open_archive
+from clf_analysis.abp.exclusions import load_exclusions
+from clf_analysis.layout import LOCK_FILE, RUN_LOCK_FILE
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError, BuildLocked
 from clf_analysis.pipeline.params import AnalysisParams
-from clf_analysis.pipeline.publish import LOCK_FILE, LockPolicy
-from clf_analysis.pipeline.run import RUN_LOCK_FILE, RunOptions, run
+from clf_analysis.pipeline.publish import LockPolicy
+from clf_analysis.pipeline.run import RunOptions, run
 
 FAST = AnalysisParams(holes_interval=50, clean_platform_heights=(1.0,))
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from clf_analysis.jobs.store import JobStore
+from clf_analysis.layout import LOCK_FILE, OUTPUT_DIR, RUN_LOCK_FILE
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
-from clf_analysis.pipeline.publish import LOCK_FILE, OUTPUT_DIR
-from clf_analysis.pipeline.run import RUN_LOCK_FILE, RunOptions, run
+from clf_analysis.pipeline.run import RunOptions, run
 from clf_analysis.render.plate import Plate
 from clf_analysis.synth import GeneratedBuild, generate_build
 

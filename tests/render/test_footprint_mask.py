@@ -1,4 +1,5 @@
 import numpy as np
+from canvases import painted
 
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import FootprintMask
@@ -77,7 +78,7 @@ def test_the_window_matches_a_whole_plate_canvas_and_stays_small():
     for loops in shapes:
         mask.add(loops)
         reference.fill_shape(loops, (255, 255, 255, 255))
-    assert np.array_equal(mask.full() > 0, reference.painted_mask())
+    assert np.array_equal(mask.full() > 0, painted(reference))
     single = FootprintMask(plate)
     single.add([_square(0, 0, 5)])
     assert single._window.size < 200 * 200  # not a 2100 x 2100 canvas

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from canvases import painted
 from matplotlib.colors import to_rgb
 
 from clf_analysis.render import (
@@ -82,7 +83,7 @@ def test_identifier_view_from_loops_and_from_a_mask(tmp_path: Path) -> None:
     other.fill_shape([square(40, 40, 30)], (0, 0, 0, 255))
     for name, footprint, others in (
         ("loops", [shape_with_hole(-40, -40)], [[[square(40, 40, 30)]]]),
-        ("mask", canvas.painted_mask(), [other.painted_mask()]),
+        ("mask", painted(canvas), [painted(other)]),
     ):
         out = tmp_path / f"{name}.png"
         identifier_view(
@@ -114,7 +115,7 @@ def test_combined_view_gives_each_part_its_colour(tmp_path: Path) -> None:
     for i in range(3):
         canvas = PlateRaster()
         canvas.fill_shape([square(-90 + 60 * i, 0, 30)], (0, 0, 0, 255))
-        masks.append(canvas.painted_mask())
+        masks.append(painted(canvas))
     parts = [(f"P{i}/Part.clf #1", m, None) for i, m in enumerate(masks)]
     parts.append(("loops/Part.clf #2", [[square(0, -80, 30)]], "#8c564b"))
     out = tmp_path / "combined.png"
@@ -167,7 +168,7 @@ def test_figures_honour_another_plate(tmp_path: Path) -> None:
     canvas = PlateRaster(plate)
     canvas.fill_shape([square(100, 100, 30)], (0, 0, 0, 255))
     out = tmp_path / "big.png"
-    identifier_view(out, build_id="1", part_label="p", footprint=canvas.painted_mask(), plate=plate)
+    identifier_view(out, build_id="1", part_label="p", footprint=painted(canvas), plate=plate)
     assert count_color(rgb_image(out), figures.HIGHLIGHT, 0.85, tol=10) > 500
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from canvases import painted
 
 from clf_analysis.render import Plate, PlateRaster, RenderError
 
@@ -18,7 +19,7 @@ def square(x0: float, y0: float, side: float) -> np.ndarray:
 
 
 def painted_box(canvas: PlateRaster) -> tuple[int, int, int, int]:
-    rows, cols = np.nonzero(canvas.painted_mask())
+    rows, cols = np.nonzero(painted(canvas))
     return int(cols.min()), int(cols.max()), int(rows.min()), int(rows.max())
 
 
@@ -46,7 +47,7 @@ def test_ten_mm_square_lands_on_its_pixels() -> None:
     canvas = PlateRaster()
     canvas.fill_shape([square(20, -40, 10)], RED)
     assert painted_box(canvas) == (1250, 1350, 1350, 1450)
-    assert int(canvas.painted_mask().sum()) == 101 * 101
+    assert int(painted(canvas).sum()) == 101 * 101
     assert tuple(canvas.rgba[1400, 1300]) == RED
 
 
@@ -100,34 +101,6 @@ def test_stroke_thickness_is_odd_and_centred(requested: int, drawn: int) -> None
     assert int(column.sum()) == drawn
     rows = np.nonzero(column)[0] + 1030
     assert (rows.min() + rows.max()) / 2 == 1050
-
-
-def test_merge_puts_painted_pixels_of_the_later_canvas_on_top() -> None:
-    a, b = PlateRaster(), PlateRaster()
-    a.fill_shape([square(0, 0, 10)], RED)
-    b.fill_shape([square(5, 0, 10)], BLUE)
-    a.merge(b)
-    assert tuple(a.rgba[1000, 1060]) == RED  # only a
-    assert tuple(a.rgba[1000, 1120]) == BLUE  # overlap: later wins
-    assert tuple(a.rgba[1000, 1180]) == BLUE  # only b
-    assert tuple(a.rgba[500, 500]) == (0, 0, 0, 0)
-
-
-def test_merge_of_disjoint_canvases_is_order_independent() -> None:
-    parts = [PlateRaster() for _ in range(3)]
-    for i, canvas in enumerate(parts):
-        canvas.fill_shape([square(-90 + 60 * i, 0, 20)], (40 * i, 200, 10, 255))
-    forward, backward = PlateRaster(), PlateRaster()
-    for canvas in parts:
-        forward.merge(canvas)
-    for canvas in reversed(parts):
-        backward.merge(canvas)
-    assert np.array_equal(forward.rgba, backward.rgba)
-
-
-def test_merge_refuses_another_plate() -> None:
-    with pytest.raises(RenderError):
-        PlateRaster().merge(PlateRaster(Plate(100, 10)))
 
 
 def test_label_draws_near_its_position_only() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build import load_exclusions, open_archive
+from clf_analysis.abp import load_exclusions, open_archive
 from clf_analysis.cli import main
 from clf_analysis.synth import GeneratedBuild, GroundTruth, generate_build, load_ground_truth
 from clf_analysis.synth.designs import EXCLUDED_DESIGNS, PART_DESIGNS

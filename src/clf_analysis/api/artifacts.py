@@ -1,6 +1,6 @@
 """Serving files of a build's `clf_analysis/` output folder, and nothing outside it.
 
-Every file is opened through `clf_analysis.build.share`: no link below the base path is
+Every file is opened through `clf_analysis.abp.share`: no link below the base path is
 followed (a link is answered 404 like a missing file, with a detail that says why), and
 what is sent is the file that was opened, not a name looked up again.
 """
@@ -14,15 +14,16 @@ from pathlib import PurePosixPath
 
 from flask import Blueprint, Response, request, send_file
 
+from clf_analysis.abp.discovery import build_folder
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.parsing import build_id_arg
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import build_folder
-from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.layout import OUTPUT_DIR
 
 bp = Blueprint("artifacts", __name__)
 
-OUTPUT_DIR_NAME = "clf_analysis"
 MAX_ARTIFACT_PATH = 1024
 # What the service writes; anything else found in the folder (an .html someone dropped
 # there) is sent as an opaque download, never with a type a browser would render.
@@ -85,7 +86,7 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
         raise refused(build_id, exc) from None
     try:
         try:
-            outputs = build.subdir(OUTPUT_DIR_NAME)
+            outputs = build.subdir(OUTPUT_DIR)
         except FileNotFoundError:
             raise no_results(build_id) from None
         except UnsafeSharePath as exc:

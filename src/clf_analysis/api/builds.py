@@ -10,6 +10,14 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify
 
+from clf_analysis.abp.discovery import (
+    BuildPackage,
+    open_build_folder,
+    package_in,
+    validate_build_id,
+)
+from clf_analysis.abp.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.api.artifacts import (
     artifact_url,
     no_results,
@@ -18,7 +26,7 @@ from clf_analysis.api.artifacts import (
     results_changing,
 )
 from clf_analysis.api.errors import ApiError
-from clf_analysis.api.layers import LAYER_DIR_NAME, layer_files
+from clf_analysis.api.layers import layer_files
 from clf_analysis.api.models import (
     ArtifactLink,
     BuildListResponse,
@@ -28,22 +36,12 @@ from clf_analysis.api.models import (
 )
 from clf_analysis.api.parsing import build_id_arg, int_query
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import (
-    BuildNotFound,
-    BuildPackage,
-    InvalidBuildId,
-    open_build_folder,
-    package_in,
-    validate_build_id,
-)
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
 from clf_analysis.jobs.models import Job
+from clf_analysis.layout import OUTPUT_DIR, PATHDATA_DIR, PLATFORM_INFO
 
 log = logging.getLogger(__name__)
 bp = Blueprint("builds", __name__)
 
-PLATFORM_INFO = "platform_info.json"
-OUTPUT_DIR_NAME = "clf_analysis"
 LISTED_SUFFIXES = (".png", ".json", ".csv", ".txt")
 # Deeper folders are not listed: the service writes two levels, and a planted tree of
 # thousands of nested folders must not cost a request more than this.
@@ -61,7 +59,7 @@ def _package(build: ShareDir, folder: BuildFolder) -> tuple[BuildPackage, bool] 
     except BuildNotFound:  # no package, or a package link the service refuses
         return None
     try:
-        info = build.lstat(f"{OUTPUT_DIR_NAME}/{PLATFORM_INFO}")
+        info = build.lstat(f"{OUTPUT_DIR}/{PLATFORM_INFO}")
     except UnsafeSharePath:  # clf_analysis/ is a link: no results the service will serve
         info = None
     return package, info is not None and stat.S_ISREG(info.st_mode)
@@ -149,7 +147,7 @@ def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
                 relative = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
                     # Layer files are thousands per build; they have their own route.
-                    if entry.name != LAYER_DIR_NAME and relative.count("/") < MAX_LISTED_DEPTH:
+                    if entry.name != PATHDATA_DIR and relative.count("/") < MAX_LISTED_DEPTH:
                         pending.append(relative + "/")
                 elif entry.is_file(follow_symlinks=False) and entry.name.endswith(LISTED_SUFFIXES):
                     yield relative, entry.stat(follow_symlinks=False).st_size

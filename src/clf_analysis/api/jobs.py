@@ -9,6 +9,7 @@ from datetime import datetime
 from flask import Blueprint, Response, json, jsonify, request
 from pydantic import ValidationError
 
+from clf_analysis.abp.discovery import BuildNotFound, BuildRefused, find_build_package
 from clf_analysis.api.errors import ApiError, validation_problem
 from clf_analysis.api.models import (
     AcceptedResponse,
@@ -22,7 +23,6 @@ from clf_analysis.api.models import (
 )
 from clf_analysis.api.parsing import build_id_arg, idempotency_key, int_query, json_object_body
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import BuildNotFound, BuildRefused, find_build_package
 from clf_analysis.jobs.models import FINISHED_STATES, JOB_STATES, Job
 from clf_analysis.pipeline.params import AnalysisParams
 

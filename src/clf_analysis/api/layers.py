@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import math
-import re
 
 from flask import Blueprint, Response, jsonify
 
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
 from clf_analysis.api.artifacts import open_outputs, results_changing, send_artifact
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import LayerListResponse
 from clf_analysis.api.parsing import build_id_arg
-from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.layout import PATHDATA_DIR, pathdata_height, pathdata_name
 
 bp = Blueprint("layers", __name__)
-
-LAYER_DIR_NAME = "imagePathRawData-"
-# The consumers' own pattern (OUTPUTS.md); a file it does not match is not a layer.
-LAYER_FILE = re.compile(r"^platform_layer_pathdata_([0-9.]+)mm\.json$")
 
 
 def layer_files(outputs: ShareDir) -> dict[float, str]:
@@ -26,19 +23,15 @@ def layer_files(outputs: ShareDir) -> dict[float, str]:
     Only regular files count; a layer folder that is a link lists nothing.
     """
     try:
-        folder = outputs.subdir(LAYER_DIR_NAME)
+        folder = outputs.subdir(PATHDATA_DIR)
     except (FileNotFoundError, UnsafeSharePath):
         return {}
     found: dict[float, str] = {}
     with folder:
         for entry in folder.entries():
-            match = LAYER_FILE.match(entry.name)
-            if match is None or not entry.is_file(follow_symlinks=False):
-                continue
-            try:
-                found[float(match.group(1))] = entry.name
-            except ValueError:
-                continue  # "1.2.3" matches the pattern but is no number
+            height = pathdata_height(entry.name)
+            if height is not None and entry.is_file(follow_symlinks=False):
+                found[height] = entry.name
     return found
 
 
@@ -71,12 +64,11 @@ def get_layer(build_id: str, height: str) -> Response:
         raise ApiError(
             400, "Bad Request", "height must be a number of mm, e.g. 12.35", kind="invalid-height"
         )
-    # Heights are rounded to 4 decimals in the file names, written as str(float):
     # "12.35", "12.3500" and "12.35mm" all name platform_layer_pathdata_12.35mm.json.
     # The name is built, not looked up in a listing of thousands of files.
-    name = f"platform_layer_pathdata_{round(wanted, 4)}mm.json"
+    name = pathdata_name(wanted)
     missing = ApiError(
         404, "Not Found", f"build {build_id} has no layer at {wanted} mm", kind="layer-not-found"
     )
     with open_outputs(build_id) as outputs:
-        return send_artifact(outputs, f"{LAYER_DIR_NAME}/{name}", missing, build_id)
+        return send_artifact(outputs, f"{PATHDATA_DIR}/{name}", missing, build_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from clf_analysis.build.discovery import validate_build_id
+from clf_analysis.abp.discovery import validate_build_id
 from clf_analysis.jobs import Job, JobEvent, JobState
 from clf_analysis.pipeline.params import AnalysisParams
 

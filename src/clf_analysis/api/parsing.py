@@ -13,9 +13,10 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from clf_analysis.abp.discovery import validate_build_id
+from clf_analysis.abp.errors import InvalidBuildId
 from clf_analysis.api.errors import ApiError, ClientTooSlow
 from clf_analysis.api.service import service
-from clf_analysis.build.discovery import InvalidBuildId, validate_build_id
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IDEMPOTENCY_KEY_MAX = 200

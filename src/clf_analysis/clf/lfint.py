@@ -15,11 +15,3 @@ def encode_lfint(value: int) -> bytes:
         n += 1
     head = (n << 5) | (value >> (8 * n))
     return bytes((head,)) + (value & ((1 << (8 * n)) - 1)).to_bytes(n, "big")
-
-
-def encode_lfint_width(value: int, following: int) -> bytes:
-    """Encode `value` with exactly `following` bytes after the first (non-minimal forms)."""
-    if not 0 <= following <= 7 or value < 0 or value >> (5 + 8 * following):
-        raise ValueError(f"lf_int {value} does not fit {following} following bytes")
-    head = (following << 5) | (value >> (8 * following))
-    return bytes((head,)) + (value & ((1 << (8 * following)) - 1)).to_bytes(following, "big")

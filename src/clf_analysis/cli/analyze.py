@@ -81,16 +81,15 @@ def report_lines(info: dict[str, Any], output_dir: str, duration_seconds: float)
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from clf_analysis.build.exclusions import ExclusionsError, load_exclusions
-    from clf_analysis.build.share import BuildFolder
+    from clf_analysis.abp.errors import ExclusionsError
+    from clf_analysis.abp.exclusions import load_exclusions
+    from clf_analysis.abp.share import BuildFolder
     from clf_analysis.config import ConfigError, load_settings
+    from clf_analysis.layout import OUTPUT_DIR, PLATFORM_INFO
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
-    from clf_analysis.pipeline.job import archive_limits, processes_per_job
+    from clf_analysis.pipeline.job import run_options
     from clf_analysis.pipeline.params import AnalysisParams
-    from clf_analysis.pipeline.publish import OUTPUT_DIR
-    from clf_analysis.pipeline.run import RunOptions
     from clf_analysis.pipeline.run import run as run_analysis
-    from clf_analysis.render.plate import Plate
 
     try:
         settings = load_settings()
@@ -104,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"clf-analysis analyze: {exc}", file=sys.stderr)
         return 2
     midas = args.midas or settings.midas_base_path
-    options = RunOptions(
-        processes=args.processes or processes_per_job(settings),
-        exclusions=exclusions,
-        plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
-        archive_limits=archive_limits(settings),
-    )
+    options = run_options(settings, exclusions, processes=args.processes)
     bar = ProgressBar(sys.stderr)
     try:
         result = run_analysis(
@@ -136,6 +130,6 @@ def run(args: argparse.Namespace) -> int:
     # could replace the results a moment after they were published.
     folder = result.output_dir.parent
     with BuildFolder(folder.parent, folder.name).open() as build:
-        info = json.loads(build.read_bytes(f"{OUTPUT_DIR}/platform_info.json"))
+        info = json.loads(build.read_bytes(f"{OUTPUT_DIR}/{PLATFORM_INFO}"))
     print("\n".join(report_lines(info, str(result.output_dir), result.duration_seconds)))
     return 0

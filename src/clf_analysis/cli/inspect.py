@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inspect_package(path: Any, *, as_json: bool) -> int:
-    from clf_analysis.build.archive import BuildError, open_archive
+    from clf_analysis.abp.archive import open_archive
+    from clf_analysis.abp.errors import BuildError
 
     try:
         with open_archive(path) as archive:

@@ -24,7 +24,7 @@ def startup_problem(settings: Settings, runner: str) -> str | None:
     """What would make every job of the pipeline fail, found before any runs."""
     if runner != PIPELINE_RUNNER:
         return None
-    from clf_analysis.build.exclusions import ExclusionsError
+    from clf_analysis.abp.errors import ExclusionsError
     from clf_analysis.pipeline.job import check_startup
 
     try:

@@ -3,8 +3,8 @@
 Pure functions over numpy arrays; knows nothing of files (ARCHITECTURE.md).
 """
 
-from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
-from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats, z_key
+from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops, signed_area
+from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey, PartStats
 
 __all__ = [
     "BuildStats",
@@ -13,5 +13,5 @@ __all__ = [
     "PartKey",
     "PartStats",
     "analyze_loops",
-    "z_key",
+    "signed_area",
 ]

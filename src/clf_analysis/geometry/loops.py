@@ -224,6 +224,19 @@ def analyze_loops(loops: Sequence[LoopArray]) -> LoopAnalysis:
     )
 
 
+def signed_area(loop: npt.ArrayLike) -> float:
+    """Shoelace area of one loop in float64, counter-clockwise positive; 0 below 3 vertices.
+
+    The same sum as `analyze_loops`, for callers that need one loop's area or winding
+    without its nesting (line geometry, figure paths).
+    """
+    xy = np.asarray(loop, dtype=np.float64).reshape(-1, 2)
+    if len(xy) < 3:
+        return 0.0
+    signed, _, _ = _shoelace(xy, np.zeros(1, dtype=np.int64), np.array([len(xy)]))
+    return float(signed[0])
+
+
 def _analyze_one(loop: LoopArray) -> LoopAnalysis:
     """`analyze_loops` for the most common layer of a part file: a single loop.
 

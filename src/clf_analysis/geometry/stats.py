@@ -22,27 +22,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.geometry.loops import LoopAnalysis
+from clf_analysis.layout import mm
 
-PartKey = tuple[str, str, int]
-"""(folder relative to Models/, file name, model id): model ids are unique per file only."""
+
+class PartKey(NamedTuple):
+    """One part of a build: model ids are unique per file only."""
+
+    folder: str  # relative to Models/, "/"-separated
+    file: str
+    model_id: int
+
 
 AREA_QUANTUM_MM2 = 1e-6
 THICKNESS_QUANTUM_MM = 1e-6
-Z_DECIMALS = 4
 AREA_DECIMALS = 4
 VOLUME_DECIMALS = 3
-COORD_DECIMALS = 4
-
-
-def z_key(z: float) -> float:
-    """The height a layer is filed under: 4 decimals, as in the per-layer file names."""
-    return round(float(z), Z_DECIMALS)
 
 
 def _quantize(value: float, quantum: float) -> int:
@@ -75,14 +75,14 @@ class PartStats:
 
     @property
     def key(self) -> PartKey:
-        return (self.folder, self.file, self.model_id)
+        return PartKey(self.folder, self.file, self.model_id)
 
     def add_layer(
         self, z: float, thickness: float, area: float, holes: int, bounds: tuple[float, ...]
     ) -> None:
         """Account one layer: net area (mm²), hole loops, (min x, min y, max x, max y)."""
         area_q = _quantize(area, AREA_QUANTUM_MM2)
-        zk = z_key(z)
+        zk = mm(z)  # the height as the layer files name it
         self.z_min = min(self.z_min, zk)
         self.z_max = max(self.z_max, zk)
         self.layer_count += 1
@@ -146,7 +146,7 @@ class PartStats:
             "hole_count": self.hole_count,
             "hole_loops_total": self.hole_loops_total,
             "layers_with_holes": self.layers_with_holes,
-            "bounding_box": [round(v, COORD_DECIMALS) for v in self.bounds] if count else None,
+            "bounding_box": [mm(v) for v in self.bounds] if count else None,
         }
 
 
@@ -209,7 +209,7 @@ class BuildStats:
         owners = np.asarray(model_ids, dtype=np.int64).reshape(-1)
         if len(owners) != len(analysis):
             raise ValueError(f"{len(owners)} model ids for {len(analysis)} loops")
-        zk = z_key(z)
+        zk = mm(z)
         layer = self.layers.get(zk)
         if layer is None:
             layer = self.layers[zk] = LayerStats(zk)
@@ -240,7 +240,7 @@ class BuildStats:
             np.maximum.at(hi, group, b[:, 2:])
 
         for j, model_id in enumerate(ids.tolist()):
-            key = (folder, file, model_id)
+            key = PartKey(folder, file, model_id)
             part = self.parts.get(key)
             if part is None:
                 part = self.parts[key] = PartStats(folder, file, model_id, model_names[model_id])

@@ -7,6 +7,7 @@ the run's temp directory, so the parent only joins bytes when it writes each hei
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
+from clf_analysis.abp.archive import ArchiveLimits, PartFile, open_archive
+from clf_analysis.abp.errors import BuildError
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
 from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.layout import mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
 from clf_analysis.pipeline.part_keys import part_keys
@@ -31,7 +34,7 @@ from clf_analysis.pipeline.pathdata import (
     fragment,
     layer_records,
 )
-from clf_analysis.render.figures import UnclosedItem
+from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import FootprintMask
 
@@ -66,38 +69,69 @@ class SnapshotShape:
     holes: tuple[bool, ...]
 
 
-@dataclass
-class FilePassResult:
-    part: PartFile
-    color: str
-    name: str
+@dataclass(frozen=True)
+class FileHeader:
+    """What a part file says of itself: header fields, models and layer index."""
+
     version: tuple[int, int]
     declared_layers: int | None  # the header's layer count (informational, may be absent)
     box: Box
     models: dict[int, Model]
     thickness: float
     zs: npt.NDArray[np.float32]
-    warnings: list[str]
-    spool_offsets: npt.NDArray[np.int64]
-    spool_lengths: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, clf: CLFFile) -> FileHeader:
+        return cls(
+            version=clf.version,
+            declared_layers=clf.declared_layer_count,
+            box=clf.box,
+            models=dict(clf.models),
+            thickness=clf.thickness,
+            zs=np.array(clf.zs),
+        )
+
+
+@dataclass(frozen=True)
+class SpoolIndex:
+    """Where each layer's path-data fragment lies in the file's spool (length 0: none)."""
+
+    offsets: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int64]
+
+    def read(self, fd: int, layer: int) -> bytes:
+        """The fragment of file layer `layer` from the open spool `fd` (b"" for none)."""
+        length = int(self.lengths[layer])
+        return os.pread(fd, length, int(self.offsets[layer])) if length else b""
+
+
+@dataclass(frozen=True)
+class FilePassResult:
+    """Everything the later stages need of one part file, built once the pass is done."""
+
+    part: PartFile
+    color: str
+    header: FileHeader
+    spool: SpoolIndex
     stats: BuildStats  # layers keyed by this file's own layer heights
     footprints: dict[int, npt.NDArray[np.uint8]]  # model id -> packed plate mask bits
     lines: npt.NDArray[np.uint8] | None  # packed mask of every line geometry, all layers
-    invalid_loops: list[dict[str, object]]
+    invalid_loops: list[dict[str, object]]  # the first MAX_LISTED_INVALID
     invalid_count: int
     winding_mismatches: int
     path_counts: dict[int, PathCounts]  # per model id, over all layers
     shape_kinds: dict[str, int]  # shapes per kind over all layers
-    samples: list[LayerSample] = field(default_factory=list)  # legacy `layers[]`, by height
-    unclosed: list[UnclosedItem] = field(default_factory=list)
-    snapshots: dict[float, list[SnapshotShape]] = field(default_factory=dict)
-    seconds: float = 0.0
+    samples: list[LayerSample]  # legacy `layers[]`, by height
+    unclosed: list[UnclosedItem]  # the first MAX_UNCLOSED_ITEMS
+    snapshots: dict[float, list[SnapshotShape]]  # the shapes at each snapshot height
+    warnings: list[str]
+    seconds: float
 
 
 def model_keys(results: list[FilePassResult]) -> dict[PartKey, str]:
     """The string key of every (folder, file, model id) with shapes in the analysed files."""
     return part_keys(
-        (r.part.folder, r.part.name, model_id) for r in results for model_id in r.path_counts
+        PartKey(r.part.folder, r.part.name, model_id) for r in results for model_id in r.path_counts
     )
 
 
@@ -127,30 +161,11 @@ def run_file_pass(
     except CLFFormatError as exc:
         raise AnalysisError(str(exc), stage="parse", file=part.key, kind="clf_format") from exc
     n = len(clf)
-    result = FilePassResult(
-        part=part,
-        color=file_color(part.name),
-        name=clf.name,
-        version=clf.version,
-        declared_layers=clf.declared_layer_count,
-        box=clf.box,
-        models=dict(clf.models),
-        thickness=clf.thickness,
-        zs=np.array(clf.zs),
-        warnings=[],
-        spool_offsets=np.zeros(n, dtype=np.int64),
-        spool_lengths=np.zeros(n, dtype=np.int64),
-        stats=BuildStats(),
-        footprints={},
-        lines=None,
-        invalid_loops=[],
-        invalid_count=0,
-        winding_mismatches=0,
-        path_counts={},
-        shape_kinds={},
-    )
+    spool_index = SpoolIndex(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
     model_names = {m.id: m.name for m in clf.models.values()}
-    masks: dict[int, FootprintMask] = {}
+    tally = _Tally(part, clf.thickness, task.plate, model_names)
+    snapshots: dict[float, list[SnapshotShape]] = {}
+    samples: list[LayerSample] = []
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
     sample_index = _legacy_sample_layers(clf)
     position = 0
@@ -174,14 +189,14 @@ def run_file_pass(
                 )
                 frag = fragment(records)
                 spool.write(frag)
-                result.spool_offsets[i] = position
-                result.spool_lengths[i] = len(frag)
+                spool_index.offsets[i] = position
+                spool_index.lengths[i] = len(frag)
                 position += len(frag)
-                _measure(result, fl, masks, task.plate, model_names)
+                tally.add(fl)
                 for h in snapshot_index.get(i, ()):
-                    result.snapshots[h] = _snapshot(fl)
+                    snapshots[h] = _snapshot(fl)
                 for h in sample_index.get(i, ()):
-                    result.samples.append(LayerSample.of(h, round(z, 4), layer.shapes))
+                    samples.append(LayerSample.of(h, mm(z), layer.shapes))
                 reached = (i + 1) * TICKS_PER_FILE // n
                 tick(reached - ticked)
                 ticked = reached
@@ -195,20 +210,34 @@ def run_file_pass(
         raise AnalysisError(
             f"{type(exc).__name__}: {exc}", stage="layers", file=part.key, layer=z
         ) from exc
-    for key, mask in masks.items():
-        if key == LINES:
-            result.lines = mask.packed()
-        else:
-            result.footprints[key] = mask.packed()
     tick(TICKS_PER_FILE - ticked)  # files without layers count as done too
-    result.warnings = [f"{part.key}: {w}" for w in clf.warnings]
+    warnings = [f"{part.key}: {w}" for w in clf.warnings]
     if duplicates:
-        result.warnings.append(
+        warnings.append(
             f"{part.key}: {len(duplicates)} layers repeat the height of the layer before "
             f"(first at z={duplicates[0]:.4f} mm); only the first of each is analysed"
         )
-    result.seconds = time.perf_counter() - started
-    return result
+    footprints = {key: mask.packed() for key, mask in tally.masks.items() if key != LINES}
+    lines = tally.masks.get(LINES)
+    return FilePassResult(
+        part=part,
+        color=file_color(part.name),
+        header=FileHeader.of(clf),
+        spool=spool_index,
+        stats=tally.stats,
+        footprints=footprints,
+        lines=None if lines is None else lines.packed(),
+        invalid_loops=tally.invalid_loops,
+        invalid_count=tally.invalid_count,
+        winding_mismatches=tally.winding_mismatches,
+        path_counts=tally.path_counts,
+        shape_kinds=tally.shape_kinds,
+        samples=samples,
+        unclosed=tally.unclosed,
+        snapshots=snapshots,
+        warnings=warnings,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _snapshot_layers(clf: CLFFile, heights: tuple[float, ...]) -> dict[int, list[float]]:
@@ -259,80 +288,92 @@ def _snapshot(fl: FileLayer) -> list[SnapshotShape]:
     ]
 
 
-def _measure(
-    result: FilePassResult,
-    fl: FileLayer,
-    masks: dict[int, FootprintMask],
-    plate: Plate,
-    model_names: dict[int, str],
-) -> None:
-    """Statistics, invalid and unclosed loops and part footprints of one file layer."""
-    a = fl.analysis
-    z = fl.layer.z
-    shapes = fl.layer.shapes
-    owners = [shapes[r.shape_index].model_id for r in fl.model_loops]
-    thickness = result.thickness
-    result.stats.add_layer(
-        result.part.folder, result.part.name, z, thickness, a, owners, model_names
-    )
-    # Footprints: all loops of a model in one even-odd fill (parity = nesting), so holes
-    # through every layer stay open and islands in holes stay solid.
-    by_model: dict[int, list[LoopArray]] = {}
-    for shape in shapes:
-        if shape.kind == "model":
-            by_model.setdefault(shape.model_id, []).extend(shape.loops)
-        else:
-            lines = masks.get(LINES)
-            if lines is None:
-                lines = masks[LINES] = FootprintMask(plate)
-            for loop in shape.loops:
-                lines.stroke(loop, closed=shape.is_closed, dashed=shape.is_dashed)
-    for model_id, loops in by_model.items():
-        mask = masks.get(model_id)
+@dataclass
+class _Tally:
+    """The running measures of one file pass, layer by layer (see `FilePassResult`)."""
+
+    part: PartFile
+    thickness: float
+    plate: Plate
+    model_names: dict[int, str]
+    stats: BuildStats = field(default_factory=BuildStats)
+    masks: dict[int, FootprintMask] = field(default_factory=dict)  # model id or LINES
+    invalid_loops: list[dict[str, object]] = field(default_factory=list)
+    invalid_count: int = 0
+    winding_mismatches: int = 0
+    path_counts: dict[int, PathCounts] = field(default_factory=dict)
+    shape_kinds: dict[str, int] = field(default_factory=dict)
+    unclosed: list[UnclosedItem] = field(default_factory=list)
+
+    def _mask(self, key: int) -> FootprintMask:
+        mask = self.masks.get(key)
         if mask is None:
-            mask = masks[model_id] = FootprintMask(plate)
-        mask.add(loops)
-    result.winding_mismatches += int(np.count_nonzero(a.winding_mismatch))
-    for k in np.flatnonzero(~a.valid).tolist():
-        result.invalid_count += 1
-        ref = fl.model_loops[k]
-        reason = a.invalid_reason[k] or "invalid"
-        loop = shapes[ref.shape_index].loops[ref.path_index]
-        if len(result.invalid_loops) < MAX_LISTED_INVALID:
-            point = a.invalid_point[k]
-            result.invalid_loops.append(
-                {
-                    "file": result.part.key,
-                    "z": round(z, 4),
-                    "model_id": shapes[ref.shape_index].model_id,
-                    "shape_index": ref.shape_index,
-                    "path_index": ref.path_index,
-                    "vertices": int(a.vertex_count[k]),
-                    "reason": reason,
-                    "at": None if np.isnan(point).any() else [round(float(v), 4) for v in point],
-                }
-            )
-        if len(result.unclosed) < MAX_UNCLOSED_ITEMS:
-            result.unclosed.append(UnclosedItem(np.array(loop), reason, z, result.part.key, True))
-    for shape in shapes:
-        result.shape_kinds[shape.kind] = result.shape_kinds.get(shape.kind, 0) + 1
-        counts = result.path_counts.get(shape.model_id)
-        if counts is None:
-            counts = result.path_counts[shape.model_id] = PathCounts()
-        counts.add(shape)
-        for loop in shape.loops:
-            # Line geometry is unclosed by nature (a DASHED segment has two vertices);
-            # MODEL loops were judged above by the nesting analysis.
-            if shape.kind == "model" or len(result.unclosed) >= MAX_UNCLOSED_ITEMS:
-                continue
-            if not shape.is_closed:
-                support = "support " if shape.kind == "support" else ""
-                reason = f"{'dashed' if shape.is_dashed else 'open'} {support}line"
-            elif len(loop) < 3:
-                reason = "fewer than 3 vertices"
+            mask = self.masks[key] = FootprintMask(self.plate)
+        return mask
+
+    def add(self, fl: FileLayer) -> None:
+        """Statistics, invalid and unclosed loops and part footprints of one file layer."""
+        a = fl.analysis
+        z = fl.layer.z
+        shapes = fl.layer.shapes
+        file_key = self.part.key
+        owners = [shapes[r.shape_index].model_id for r in fl.model_loops]
+        self.stats.add_layer(
+            self.part.folder, self.part.name, z, self.thickness, a, owners, self.model_names
+        )
+        # Footprints: all loops of a model in one even-odd fill (parity = nesting), so
+        # holes through every layer stay open and islands in holes stay solid.
+        by_model: dict[int, list[LoopArray]] = {}
+        for shape in shapes:
+            if shape.kind == "model":
+                by_model.setdefault(shape.model_id, []).extend(shape.loops)
             else:
-                continue
-            if len(loop) >= 2:
-                result.unclosed.append(
-                    UnclosedItem(np.array(loop), reason, z, result.part.key, False, shape.is_dashed)
+                lines = self._mask(LINES)
+                for loop in shape.loops:
+                    lines.stroke(loop, closed=shape.is_closed, dashed=shape.is_dashed)
+        for model_id, loops in by_model.items():
+            self._mask(model_id).add(loops)
+        self.winding_mismatches += int(np.count_nonzero(a.winding_mismatch))
+        for k in np.flatnonzero(~a.valid).tolist():
+            self.invalid_count += 1
+            ref = fl.model_loops[k]
+            reason = a.invalid_reason[k] or "invalid"
+            loop = shapes[ref.shape_index].loops[ref.path_index]
+            if len(self.invalid_loops) < MAX_LISTED_INVALID:
+                point = a.invalid_point[k]
+                self.invalid_loops.append(
+                    {
+                        "file": file_key,
+                        "z": mm(z),
+                        "model_id": shapes[ref.shape_index].model_id,
+                        "shape_index": ref.shape_index,
+                        "path_index": ref.path_index,
+                        "vertices": int(a.vertex_count[k]),
+                        "reason": reason,
+                        "at": None if np.isnan(point).any() else [mm(v) for v in point],
+                    }
                 )
+            if len(self.unclosed) < MAX_UNCLOSED_ITEMS:
+                self.unclosed.append(UnclosedItem(np.array(loop), reason, z, file_key, True))
+        for shape in shapes:
+            self.shape_kinds[shape.kind] = self.shape_kinds.get(shape.kind, 0) + 1
+            counts = self.path_counts.get(shape.model_id)
+            if counts is None:
+                counts = self.path_counts[shape.model_id] = PathCounts()
+            counts.add(shape)
+            for loop in shape.loops:
+                # Line geometry is unclosed by nature (a DASHED segment has two vertices);
+                # MODEL loops were judged above by the nesting analysis.
+                if shape.kind == "model" or len(self.unclosed) >= MAX_UNCLOSED_ITEMS:
+                    continue
+                if not shape.is_closed:
+                    support = "support " if shape.kind == "support" else ""
+                    reason = f"{'dashed' if shape.is_dashed else 'open'} {support}line"
+                elif len(loop) < 3:
+                    reason = "fewer than 3 vertices"
+                else:
+                    continue
+                if len(loop) >= 2:
+                    self.unclosed.append(
+                        UnclosedItem(np.array(loop), reason, z, file_key, False, shape.is_dashed)
+                    )

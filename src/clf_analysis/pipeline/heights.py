@@ -1,4 +1,4 @@
-"""Layer-height grids and the names heights take in output files."""
+"""Layer-height grids: every layer of a build, and the heights the images are drawn at."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
-DECIMALS = 4
+from clf_analysis.layout import MM_DECIMALS, mm
+
 # The legacy `layers[]` of platform_info.json: each file answers a sample height with its
 # nearest layer within ±1 mm (the legacy's window). Samples every 2 mm, on even
 # millimetres, are the sparsest whose windows still reach every layer, so every file with
 # a layer is listed; denser samples would only repeat near-identical entries.
 LEGACY_SAMPLE_STEP_MM = 2.0
 LEGACY_SAMPLE_WINDOW_MM = 1.0
-
-
-def height_name(z: float) -> str:
-    """`z` rounded to 4 decimals and written as Python's str(float) writes it (OUTPUTS.md)."""
-    return str(round(float(z), DECIMALS))
 
 
 def layer_grid(thickness: float, top: float) -> np.ndarray:
@@ -36,7 +32,7 @@ def layer_grid(thickness: float, top: float) -> np.ndarray:
     count = math.floor(top / step + 1e-3)
     if count < 1:
         return np.empty(0, dtype=np.float64)
-    return np.round(np.arange(1, count + 1, dtype=np.float64) * step, DECIMALS)
+    return np.round(np.arange(1, count + 1, dtype=np.float64) * step, MM_DECIMALS)
 
 
 def every(interval: float, start: float, top: float) -> list[float]:
@@ -44,13 +40,13 @@ def every(interval: float, start: float, top: float) -> list[float]:
     if not (interval > 0):
         raise ValueError(f"interval must be > 0, got {interval!r}")
     count = math.floor(round((top - start) / interval, 6))
-    return [round(float(start) + i * float(interval), DECIMALS) for i in range(max(count, -1) + 1)]
+    return [mm(float(start) + i * float(interval)) for i in range(max(count, -1) + 1)]
 
 
 def clean_platform_heights(top: float, requested: Iterable[float] | None = None) -> list[float]:
     """Heights of the clean plate images: every 5 mm from 1 mm to the top, unless requested."""
     if requested is not None:
-        return sorted({round(float(h), DECIMALS) for h in requested})
+        return sorted({mm(h) for h in requested})
     return every(5.0, 1.0, top) if top >= 1.0 else []
 
 
@@ -60,7 +56,7 @@ def hole_view_heights(
     """Heights of the holes views: every `interval` mm from 0 to the top, plus requested ones."""
     heights = set(every(interval, 0.0, top))
     if requested is not None:
-        heights.update(round(float(h), DECIMALS) for h in requested)
+        heights.update(mm(h) for h in requested)
     return sorted(heights)
 
 
@@ -81,15 +77,3 @@ def legacy_sample_range(first: float, last: float) -> list[float]:
     """Every sample height from `first` to `last`, both samples themselves."""
     step = LEGACY_SAMPLE_STEP_MM
     return [round(k * step, 2) for k in range(round(first / step), round(last / step) + 1)]
-
-
-def snap_to_grid(z: float, grid: np.ndarray) -> int | None:
-    """Index of the grid height nearest to z (ties: the lower), None for an empty grid."""
-    if grid.size == 0:
-        return None
-    i = int(np.searchsorted(grid, z))
-    if i == 0:
-        return 0
-    if i >= grid.size:
-        return grid.size - 1
-    return i - 1 if (z - grid[i - 1]) <= (grid[i] - z) else i

@@ -10,29 +10,36 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.geometry.stats import BuildStats, PartKey
+from clf_analysis.geometry.stats import PartKey
+from clf_analysis.layout import (
+    ALL_PATHDATA,
+    ALL_PATHDATA_NO_ID,
+    CLEAN_DIR,
+    COMBINED_IDENTIFIERS,
+    COMPOSITE_DIR,
+    HOLES_DIR,
+    IDENTIFIER_DIR,
+    UNCLOSED,
+    clean_platform_name,
+    composite_name,
+    holes_view_name,
+    identifier_view_name,
+)
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape, model_keys
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.pool import RunPool
+from clf_analysis.pipeline.stages import IdentifierView, ImageEntries, LayerPass
 from clf_analysis.render import figures
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import RGBA, PlateRaster
 
-IDENTIFIER_DIR = "identifier_views"
-CLEAN_DIR = "clean_platforms"
-COMPOSITE_DIR = "composite_platforms"
-HOLES_DIR = "holes_views"
-ALL_PATHDATA = "transparent_all_pathdata_210mmx210mm_2100px.png"
-ALL_PATHDATA_NO_ID = "transparent_all_pathdata_WITH_NO_ID_210mmx210mm_2100px.png"
-COMBINED_IDENTIFIERS = "combined_identifiers_platform_view.png"
-UNCLOSED = "unclosed_shapes_platform_view.png"
 MAX_UNCLOSED_DRAWN = 5000
 
 RGBA_OF = {
@@ -48,10 +55,17 @@ class ImageInputs:
     build_id: str
     out: Path
     plate: Plate
-    top: float
     params: AnalysisParams
-    results: list[FilePassResult]
-    stats: BuildStats
+    layers: LayerPass
+
+
+class FileShapes(NamedTuple):
+    """One file's shapes at one height, with its path-data colour."""
+
+    folder: str
+    name: str
+    color: str
+    shapes: tuple[SnapshotShape, ...]
 
 
 @dataclass(frozen=True)
@@ -59,21 +73,20 @@ class LayerShapes:
     """What a height-specific image draws: each file's shapes at that height."""
 
     z: float
-    files: tuple[tuple[str, str, str, tuple[SnapshotShape, ...]], ...]  # folder, name, color
+    files: tuple[FileShapes, ...]
 
 
 def part_label(key: PartKey, model_name: str) -> str:
     """Short enough for a figure title: model name and id, last folder and file."""
-    folder, name, model_id = key
-    where = f"{folder.rsplit('/', 1)[-1]}/{name}" if folder else name
-    return f"{model_name or 'model'} #{model_id} · {where}"
+    where = f"{key.folder.rsplit('/', 1)[-1]}/{key.file}" if key.folder else key.file
+    return f"{model_name or 'model'} #{key.model_id} · {where}"
 
 
 def _layer_shapes(results: list[FilePassResult], z: float) -> LayerShapes:
     return LayerShapes(
         z=z,
         files=tuple(
-            (r.part.folder, r.part.name, r.color, tuple(r.snapshots[z]))
+            FileShapes(r.part.folder, r.part.name, r.color, tuple(r.snapshots[z]))
             for r in results
             if z in r.snapshots
         ),
@@ -229,9 +242,9 @@ def unclosed(path: Path, build_id: str, items: list[Any], plate: Plate) -> None:
 
 @dataclass(frozen=True)
 class _Task:
-    key: str
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    label: str  # names the image in an error
 
 
 def render_images(
@@ -240,50 +253,57 @@ def render_images(
     *,
     on_progress: Callable[[float], None],
     is_cancelled: Callable[[], bool],
-) -> dict[str, Any]:
+) -> ImageEntries:
     """Render every image of OUTPUTS.md; returns the platform_info entries describing them."""
     out, plate, build_id, params = inputs.out, inputs.plate, inputs.build_id, inputs.params
-    results = inputs.results
+    layers = inputs.layers
+    results, top = layers.results, layers.top
     for sub in (IDENTIFIER_DIR, CLEAN_DIR, HOLES_DIR):
         (out / sub).mkdir()
-    tasks: list[_Task] = []
 
     clean_heights = [
-        h
-        for h in H.clean_platform_heights(inputs.top, params.clean_platform_heights)
-        if h <= inputs.top + 1e-9
+        h for h in H.clean_platform_heights(top, params.clean_platform_heights) if h <= top + 1e-9
     ]
-    for h in clean_heights:
-        path = out / CLEAN_DIR / f"clean_platform_{H.height_name(h)}mm.png"
-        tasks.append(_Task(f"clean:{h}", clean_platform, (path, _layer_shapes(results, h), plate)))
+    clean_tasks = [
+        _Task(
+            clean_platform,
+            (out / CLEAN_DIR / clean_platform_name(h), _layer_shapes(results, h), plate),
+            f"clean:{h}",
+        )
+        for h in clean_heights
+    ]
+    composite_heights = clean_heights if params.create_composite_views else []
     if params.create_composite_views:
         (out / COMPOSITE_DIR).mkdir()
-        for h in clean_heights:
-            path = out / COMPOSITE_DIR / f"platform_composite_folders_{H.height_name(h)}mm.png"
-            tasks.append(
-                _Task(
-                    f"composite:{h}",
-                    composite_platform,
-                    (path, build_id, _layer_shapes(results, h), plate),
-                )
-            )
+    composite_tasks = [
+        _Task(
+            composite_platform,
+            (out / COMPOSITE_DIR / composite_name(h), build_id, _layer_shapes(results, h), plate),
+            f"composite:{h}",
+        )
+        for h in composite_heights
+    ]
     hole_heights = [
         h
-        for h in H.hole_view_heights(inputs.top, params.holes_interval, params.hole_heights)
-        if h <= inputs.top + 1e-9
+        for h in H.hole_view_heights(top, params.holes_interval, params.hole_heights)
+        if h <= top + 1e-9
     ]
-    for h in hole_heights:
-        path = out / HOLES_DIR / f"combined_holes_platform_view_{H.height_name(h)}mm.png"
-        tasks.append(
-            _Task(f"holes:{h}", holes_platform, (path, build_id, _layer_shapes(results, h), plate))
+    holes_tasks = [
+        _Task(
+            holes_platform,
+            (out / HOLES_DIR / holes_view_name(h), build_id, _layer_shapes(results, h), plate),
+            f"holes:{h}",
         )
+        for h in hole_heights
+    ]
 
     # Part footprints: every layer of the part, holes through all layers left open.
     footprints: dict[PartKey, npt.NDArray[np.uint8]] = {}
     for r in results:
         for model_id, bits in r.footprints.items():
-            footprints[(r.part.folder, r.part.name, model_id)] = bits
-    parts = [inputs.stats.parts[k] for k in sorted(inputs.stats.parts) if k in footprints]
+            footprints[PartKey(r.part.folder, r.part.name, model_id)] = bits
+    stats = layers.stats
+    parts = [stats.parts[k] for k in sorted(stats.parts) if k in footprints]
     keys = model_keys(results)
     all_bits = None
     if footprints:
@@ -291,107 +311,112 @@ def render_images(
         for bits in footprints.values():
             union |= np.unpackbits(bits, count=union.size).view(np.bool_)
         all_bits = np.packbits(union)
-    identifier_entries = []
+    identifier_tasks = []
+    identifier_views = []
     for p in parts:
         key = p.key
-        filename = f"identifier_{keys[key]}_platform_view.png"
+        filename = identifier_view_name(keys[key])
         label = part_label(key, p.model_name)
         bbox = tuple(p.bounds) if p.layer_count else None
-        tasks.append(
+        identifier_tasks.append(
             _Task(
-                f"identifier:{filename}",
                 identifier_platform,
                 (out / IDENTIFIER_DIR / filename, build_id, label, footprints[key], all_bits, bbox,
                  plate),
+                f"identifier:{filename}",
             )
         )  # fmt: skip
-        identifier_entries.append(
-            {
-                "identifier": key[2],  # the legacy identifier: the model id
-                "part_key": keys[key],
-                "key": [key[0], key[1], key[2]],
-                "model_id": key[2],
-                "model_name": p.model_name,
-                "folder": key[0],
-                "file": key[1],
-                "filename": f"{IDENTIFIER_DIR}/{filename}",
-                "layer_count": p.layer_count,
-                "height_range": [p.z_min, p.z_max],
-            }
-        )
-    tasks.append(
-        _Task(
-            "combined",
-            combined_identifiers,
-            (
-                out / IDENTIFIER_DIR / COMBINED_IDENTIFIERS,
-                build_id,
-                [(str(p.model_id), footprints[p.key]) for p in parts],
-                plate,
-            ),
-        )
+        entry = {
+            "identifier": key.model_id,  # the legacy identifier: the model id
+            "part_key": keys[key],
+            "key": list(key),
+            "model_id": key.model_id,
+            "model_name": p.model_name,
+            "folder": key.folder,
+            "file": key.file,
+            "filename": f"{IDENTIFIER_DIR}/{filename}",
+            "layer_count": p.layer_count,
+            "height_range": [p.z_min, p.z_max],
+        }
+        identifier_views.append(IdentifierView(key, entry))
+    combined_task = _Task(
+        combined_identifiers,
+        (
+            out / IDENTIFIER_DIR / COMBINED_IDENTIFIERS,
+            build_id,
+            [(str(p.model_id), footprints[p.key]) for p in parts],
+            plate,
+        ),
+        "combined",
     )
     labels = [
         (str(p.model_id), ((p.bounds[0] + p.bounds[2]) / 2, (p.bounds[1] + p.bounds[3]) / 2))
         for p in parts
         if p.layer_count
     ]
-    tasks.append(
-        _Task(
-            "all",
-            all_pathdata,
-            (
-                (out / IDENTIFIER_DIR / ALL_PATHDATA, out / IDENTIFIER_DIR / ALL_PATHDATA_NO_ID),
-                [
-                    (r.color, [*r.footprints.values(), *([r.lines] if r.lines is not None else [])])
-                    for r in results
-                ],
-                labels,
-                plate,
-            ),
-        )
+    all_task = _Task(
+        all_pathdata,
+        (
+            (out / IDENTIFIER_DIR / ALL_PATHDATA, out / IDENTIFIER_DIR / ALL_PATHDATA_NO_ID),
+            [
+                (r.color, [*r.footprints.values(), *([r.lines] if r.lines is not None else [])])
+                for r in results
+            ],
+            labels,
+            plate,
+        ),
+        "all",
     )
     unclosed_items = [item for r in results for item in r.unclosed][:MAX_UNCLOSED_DRAWN]
     unclosed_total = sum(len(r.unclosed) for r in results)
-    tasks.append(_Task("unclosed", unclosed, (out / UNCLOSED, build_id, unclosed_items, plate)))
+    unclosed_task = _Task(unclosed, (out / UNCLOSED, build_id, unclosed_items, plate), "unclosed")
 
-    answers = dict(
-        zip(
-            (t.key for t in tasks),
-            pool.map(
-                _call, tasks, stage="images", on_progress=on_progress, is_cancelled=is_cancelled
-            ),
-            strict=True,
+    # Answers come back in task order: the height views first, each kind in its heights'
+    # order, then the images whose tasks answer nothing.
+    answers = iter(
+        pool.map(
+            _call,
+            [
+                *clean_tasks,
+                *composite_tasks,
+                *holes_tasks,
+                *identifier_tasks,
+                combined_task,
+                all_task,
+                unclosed_task,
+            ],
+            stage="images",
+            on_progress=on_progress,
+            is_cancelled=is_cancelled,
         )
     )
+    clean_answers = [next(answers) for _ in clean_tasks]
+    composite_answers = [next(answers) for _ in composite_tasks]
+    holes_answers = [next(answers) for _ in holes_tasks]
 
-    def entry(kind: str, folder: str, h: float) -> dict[str, Any]:
-        answer = answers[f"{kind}:{h}"]
+    def entry_in(folder: str, answer: dict[str, Any]) -> dict[str, Any]:
         return {**answer, "filename": f"{folder}/{answer['filename']}"}
 
-    def composite_entry(h: float) -> dict[str, Any]:
+    return ImageEntries(
+        clean_platforms=[entry_in(CLEAN_DIR, a) for a in clean_answers],
         # The legacy wrote composite heights as integers; `height_mm` keeps the exact one.
-        return {**entry("composite", COMPOSITE_DIR, h), "height": round(h), "height_mm": h}
-
-    return {
-        "clean_platforms": [entry("clean", CLEAN_DIR, h) for h in clean_heights],
-        "platform_composites": [
-            composite_entry(h) for h in clean_heights if params.create_composite_views
+        platform_composites=[
+            {**entry_in(COMPOSITE_DIR, a), "height": round(h), "height_mm": h}
+            for h, a in zip(composite_heights, composite_answers, strict=True)
         ],
-        "holes_views": [entry("holes", HOLES_DIR, h) for h in hole_heights],
-        "hole_heights": hole_heights,
-        "identifier_platform_views": identifier_entries,
-        "combined_identifier_view": {
+        holes_views=[entry_in(HOLES_DIR, a) for a in holes_answers],
+        identifier_views=identifier_views,
+        combined_identifier_view={
             "filename": f"{IDENTIFIER_DIR}/{COMBINED_IDENTIFIERS}",
             # Legacy identifiers are model ids: equal ids of different files count once.
             "total_identifiers": len({p.model_id for p in parts}),
             "total_parts": len(parts),
         },
-        "all_pathdata": {
+        all_pathdata={
             "with_ids": f"{IDENTIFIER_DIR}/{ALL_PATHDATA}",
             "without_ids": f"{IDENTIFIER_DIR}/{ALL_PATHDATA_NO_ID}",
         },
-        "unclosed_shapes_view": {
+        unclosed_shapes_view={
             "filename": UNCLOSED,
             "total_shapes": unclosed_total,
             "drawn": len(unclosed_items),
@@ -399,7 +424,7 @@ def render_images(
                 sorted(Counter(i.reason for r in results for i in r.unclosed).items())
             ),
         },
-    }
+    )
 
 
 def _call(task: _Task) -> Any:
@@ -409,5 +434,5 @@ def _call(task: _Task) -> Any:
         raise
     except Exception as exc:
         raise AnalysisError(
-            f"{type(exc).__name__}: {exc} (image {task.key})", stage="images"
+            f"{type(exc).__name__}: {exc} (image {task.label})", stage="images"
         ) from exc

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from clf_analysis import clf
-from clf_analysis.build.archive import ArchiveLimits
-from clf_analysis.build.exclusions import Exclusions, ExclusionsError, load_exclusions
+from clf_analysis.abp.archive import ArchiveLimits
+from clf_analysis.abp.errors import ExclusionsError
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions
 from clf_analysis.config import Settings, load_settings
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
@@ -46,18 +47,30 @@ def startup_warnings() -> list[str]:
     return warnings
 
 
-def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
-    try:
-        exclusions = check_startup(settings)
-    except ExclusionsError as exc:  # edited or removed since the worker started
-        raise AnalysisError(f"EXCLUSIONS_FILE: {exc}", stage="prepare", kind="config") from exc
+def run_options(
+    settings: Settings,
+    exclusions: Exclusions,
+    *,
+    processes: int | None = None,
+    job_id: str | None = None,
+) -> RunOptions:
+    """How to run one analysis under these settings; `processes` overrides the pool size."""
     return RunOptions(
-        processes=processes_per_job(settings),
+        processes=processes or processes_per_job(settings),
         exclusions=exclusions,
         plate=Plate(settings.plate_size_mm, settings.plate_px_per_mm),
         archive_limits=archive_limits(settings),
         job_id=job_id,
     )
+
+
+def options_for(settings: Settings, job_id: str | None = None) -> RunOptions:
+    """`run_options` for a job, with the exclusions file read again."""
+    try:
+        exclusions = check_startup(settings)
+    except ExclusionsError as exc:  # edited or removed since the worker started
+        raise AnalysisError(f"EXCLUSIONS_FILE: {exc}", stage="prepare", kind="config") from exc
+    return run_options(settings, exclusions, job_id=job_id)
 
 
 def archive_limits(settings: Settings) -> ArchiveLimits:

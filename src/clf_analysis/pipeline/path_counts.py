@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from clf_analysis.clf.types import Shape
-
-COORD_DECIMALS = 4
+from clf_analysis.layout import mm
 
 
 @dataclass
@@ -108,9 +107,9 @@ class LayerSample:
             lo = points.min(axis=0)
             hi = points.max(axis=0)
             bounds = (
-                round(float(lo[0]), COORD_DECIMALS),
-                round(float(hi[0]), COORD_DECIMALS),
-                round(float(lo[1]), COORD_DECIMALS),
-                round(float(hi[1]), COORD_DECIMALS),
+                mm(lo[0]),
+                mm(hi[0]),
+                mm(lo[1]),
+                mm(hi[1]),
             )
         return cls(height=height, z=z, counts=PathCounts.of(shapes), bounds=bounds)

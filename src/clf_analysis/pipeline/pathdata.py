@@ -13,9 +13,9 @@ import numpy as np
 import orjson
 
 from clf_analysis.clf.types import Layer
-from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops
+from clf_analysis.geometry.loops import LoopAnalysis, analyze_loops, signed_area
+from clf_analysis.layout import MM_DECIMALS
 
-DECIMALS = 4
 COLORS = {"Part.clf": "blue", "WaferSupport.clf": "red", "Net.clf": "green"}
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -51,14 +51,6 @@ def analyse_file_layer(layer: Layer) -> FileLayer:
     ]
     loops = [layer.shapes[r.shape_index].loops[r.path_index] for r in refs]
     return FileLayer(layer=layer, model_loops=refs, analysis=analyze_loops(loops))
-
-
-def _line_area(loop: np.ndarray, closed: bool) -> float:
-    if not closed or len(loop) < 3:
-        return 0.0
-    x = loop[:, 0].astype(np.float64)
-    y = loop[:, 1].astype(np.float64)
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
 
 
 def layer_records(
@@ -101,12 +93,12 @@ def layer_records(
                     parent_id = f"{parent_model}_path_{parent_index}"
             else:
                 is_hole, depth = False, 0
-                area = _line_area(loop, shape.is_closed)
+                area = abs(signed_area(loop)) if shape.is_closed else 0.0
             records.append(
                 {
                     "type": "path",
                     "shape_type": "interior" if is_hole else "exterior",
-                    "points": np.round(loop.astype(np.float64), DECIMALS),
+                    "points": np.round(loop.astype(np.float64), MM_DECIMALS),
                     "color": color,
                     "clf_name": clf_name,
                     "clf_folder": clf_folder,

@@ -6,21 +6,20 @@ docs/OUTPUTS.md is the field reference; the legacy shapes are also a JSON Schema
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from clf_analysis import __version__
-from clf_analysis.build.archive import PartFile
-from clf_analysis.build.exclusions import Exclusions
-from clf_analysis.geometry.stats import BuildStats, LayerStats, PartKey
+from clf_analysis.abp.archive import PartFile
+from clf_analysis.geometry.stats import LayerStats, PartKey
+from clf_analysis.layout import PATHDATA_DIR, mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.file_pass import MAX_LISTED_INVALID, FilePassResult, model_keys
-from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.path_counts import PathCounts
+from clf_analysis.pipeline.stages import ImageEntries, LayerPass, Prepared, RunLabel
 
 # 1 was the legacy service's untyped file; 3 restored its field shapes (docs/OUTPUTS.md).
 SCHEMA_VERSION = 3
@@ -28,109 +27,102 @@ SCHEMA_VERSION = 3
 VISUALIZATION_SETTINGS = {"draw_points": "n", "draw_lines": "y"}
 
 
-def _r(v: float) -> float:
-    return round(float(v), 4)
-
-
 def build_platform_info(
-    *,
-    build_id: str,
-    package: Path,
-    package_size: int,
-    sha256: str,
-    run_id: str,
-    job_id: str | None,
-    params: AnalysisParams,
-    exclusions: Exclusions,
-    included: list[PartFile],
-    excluded: list[tuple[PartFile, str]],
-    results: list[FilePassResult],
-    grid: np.ndarray,
+    run: RunLabel,
+    prepared: Prepared,
+    layers: LayerPass,
     layer_files: list[str],
-    layer_stats: list[LayerStats],
-    stats: BuildStats,
-    images: dict[str, Any],
-    thickness: float,
-    warnings: list[str],
+    images: ImageEntries,
     timings: dict[str, float],
-    pathdata_dir: str,
 ) -> dict[str, Any]:
-    """The whole summary as JSON-ready values: legacy keys in their legacy shapes, new beside."""
+    """The whole summary as JSON-ready values: legacy keys in their legacy shapes, new beside.
+
+    `layer_files` are the names of the path-data files, one per grid height (none when the
+    run wrote no path data).
+    """
+    results, grid, params = layers.results, layers.grid, run.params
     top = float(grid[-1]) if len(grid) else 0.0
     keys = model_keys(results)
     counts = _Counts.of(results)
     closed_summary = {str(i): c.closed_summary() for i, c in sorted(counts.by_id.items())}
     invalid = [item for r in results for item in r.invalid_loops][:MAX_LISTED_INVALID]
     invalid_total = sum(r.invalid_count for r in results)
-    holes_views = images["holes_views"]
+    holes_views = images.holes_views
     parts = []
-    for part in stats.to_dict()["parts"]:
-        key = keys[(part["folder"], part["file"], part["model_id"])]
+    for part in layers.stats.to_dict()["parts"]:
+        key = keys[PartKey(part["folder"], part["file"], part["model_id"])]
         # `identifier` is the schema-2 name of `part_key`, kept for its readers.
         parts.append({"identifier": key, "part_key": key, **part})
     layer_file_of = dict(zip(grid.tolist(), layer_files, strict=False)) if layer_files else {}
+    layer_stats = _grid_layer_stats(layers)
+    excluded = prepared.excluded
     return {
         "schema_version": SCHEMA_VERSION,
         "generator": {"service": "clf-abp-path-analysis", "version": __version__},
-        "run_id": run_id,
-        "job_id": job_id,
+        "run_id": run.run_id,
+        "job_id": run.job_id,
         "generated_at": datetime.now(UTC).isoformat(),
         "build": {
-            "id": build_id,
-            "archive": package.name,
-            "size_bytes": package_size,
-            "sha256": sha256,
+            "id": run.build_id,
+            "archive": prepared.archive_name,
+            "size_bytes": prepared.size_bytes,
+            "sha256": prepared.sha256,
         },
         "parameters": params.canonical(),
         "files_analyzed": [_file_entry(r) for r in results],
         "layers": _legacy_layers(results),
         "heights": [
             {
-                "height": _r(ls.z),
-                "filename": (f"{pathdata_dir}/{layer_file_of[z]}" if z in layer_file_of else None),
+                "height": mm(ls.z),
+                "filename": (f"{PATHDATA_DIR}/{layer_file_of[z]}" if z in layer_file_of else None),
                 "shapes": ls.loops,
                 "holes": ls.holes,
                 "parts": ls.parts,
             }
             for z, ls in zip(grid.tolist(), layer_stats, strict=True)
         ],
-        "platform_composites": images["platform_composites"],
-        "clean_platforms": images["clean_platforms"],
+        "platform_composites": images.platform_composites,
+        "clean_platforms": images.clean_platforms,
         "file_identifier_summary": [_identifier_counts(r) for r in results],
         "identifier_platform_views": [
-            _identifier_view(view, counts.by_part[tuple(view["key"])])
-            for view in images["identifier_platform_views"]
+            _identifier_view(view.entry, counts.by_part[view.key])
+            for view in images.identifier_views
         ],
         # Every CLF shape names its model, so there are no shapes without an identifier.
         "non_identifier_views": None,
         "closed_paths_summary": closed_summary,
         "closed_paths_by_part": {
-            keys[k]: {**c.closed_summary(), "folder": k[0], "file": k[1], "model_id": k[2]}
+            keys[k]: {
+                **c.closed_summary(),
+                "folder": k.folder,
+                "file": k.file,
+                "model_id": k.model_id,
+            }
             for k, c in sorted(counts.by_part.items())
         },
-        "global_height_info": _height_info(results, grid, top, thickness),
-        "folder_info": _folder_info(included, excluded),
-        "folders": _folders(included, excluded),
+        "global_height_info": _height_info(results, grid, top, layers.thickness),
+        "folder_info": _folder_info(prepared.included, excluded),
+        "folders": _folders(prepared.included, excluded),
         "exclusion_info": {
-            "exclusions_enabled": "y" if exclusions.patterns else "n",
-            "patterns_used": list(exclusions.patterns),
+            "exclusions_enabled": "y" if prepared.exclusions.patterns else "n",
+            "patterns_used": list(prepared.exclusions.patterns),
             "files_excluded": len(excluded),
             "excluded_files": [
                 {"folder": p.folder, "name": p.name, "pattern": pattern} for p, pattern in excluded
             ],
         },
-        "combined_identifier_view": images["combined_identifier_view"],
+        "combined_identifier_view": images.combined_identifier_view,
         "holes_views_interval": {
             "interval_mm": params.holes_interval,
             "total_views": len(holes_views),
-            "height_range": [0.0, _r(top)],
+            "height_range": [0.0, mm(top)],
             "total_holes_across_all_views": sum(
                 v["holes_statistics"]["total_holes"] for v in holes_views
             ),
             "views": holes_views,
         },
-        "unclosed_shapes_view": images["unclosed_shapes_view"],
-        "all_pathdata_views": images["all_pathdata"],
+        "unclosed_shapes_view": images.unclosed_shapes_view,
+        "all_pathdata_views": images.all_pathdata,
         "analysis_summary": {
             "path_counts": {str(i): c.legacy() for i, c in sorted(counts.by_id.items())},
             "path_counts_by_file": {k: c.legacy() for k, c in counts.by_file.items()},
@@ -151,9 +143,20 @@ def build_platform_info(
         "layer_stats": [ls.to_dict() for ls in layer_stats],
         "invalid_loops": invalid,
         "invalid_loops_total": invalid_total,
-        "warnings": warnings,
+        "warnings": layers.warnings,
         "timings": timings,
     }
+
+
+def _grid_layer_stats(layers: LayerPass) -> list[LayerStats]:
+    """Per grid height: the statistics of the file layers that answer it, summed."""
+    out = [LayerStats(mm(z)) for z in layers.grid.tolist()]
+    for r, idx in zip(layers.results, layers.mapping, strict=True):
+        for k in np.flatnonzero(idx >= 0).tolist():
+            file_layer = r.stats.layers.get(mm(r.header.zs[idx[k]]))
+            if file_layer is not None:
+                out[k].merge(replace(file_layer, z=out[k].z))
+    return out
 
 
 @dataclass
@@ -172,7 +175,7 @@ class _Counts:
         for r in results:
             in_file = out.by_file.setdefault(r.part.key, PathCounts())
             for model_id, c in sorted(r.path_counts.items()):
-                out.by_part[(r.part.folder, r.part.name, model_id)] = c
+                out.by_part[PartKey(r.part.folder, r.part.name, model_id)] = c
                 out.by_id.setdefault(model_id, PathCounts()).merge(c)
                 in_file.merge(c)
                 out.total.merge(c)
@@ -210,17 +213,17 @@ def _height_info(
     """Legacy `global_height_info`: the sample heights of `layers` and the range they span."""
     answered = [s.height for r in results for s in r.samples]
     samples = H.legacy_sample_range(min(answered), max(answered)) if answered else []
-    firsts = [float(r.zs[0]) for r in results if len(r.zs)]
+    firsts = [float(r.header.zs[0]) for r in results if len(r.header.zs)]
     max_height = max([top, *samples[-1:]])
     return {
-        "min_height": _r(min(firsts)) if firsts else 0.0,
-        "max_height": _r(max_height),
+        "min_height": mm(min(firsts)) if firsts else 0.0,
+        "max_height": mm(max_height),
         "num_samples": len(samples),
         "height_samples": samples,
-        "padding_applied": _r(max_height - top),
-        "layer_thickness": _r(thickness),
+        "padding_applied": mm(max_height - top),
+        "layer_thickness": mm(thickness),
         "layer_count": len(grid),
-        "top_layer_height": _r(top),
+        "top_layer_height": mm(top),
         "sample_step_mm": H.LEGACY_SAMPLE_STEP_MM,
         "sample_window_mm": H.LEGACY_SAMPLE_WINDOW_MM,
     }
@@ -278,27 +281,27 @@ def _folders(
 
 
 def _file_entry(r: FilePassResult) -> dict[str, Any]:
-    box = r.box
-    z_range = [_r(r.zs[0]), _r(r.zs[-1])] if len(r.zs) else [_r(box.min_z), _r(box.max_z)]
+    header = r.header
+    box, zs = header.box, header.zs
     return {
         "filename": r.part.name,
         "folder": r.part.folder,
         "member": r.part.member,
         "color": r.color,
         # The legacy read the header's count; it is informational and may be absent.
-        "num_layers": r.declared_layers if r.declared_layers is not None else len(r.zs),
-        "layers_indexed": len(r.zs),
-        "z_range": z_range,
+        "num_layers": len(zs) if header.declared_layers is None else header.declared_layers,
+        "layers_indexed": len(zs),
+        "z_range": [mm(zs[0]), mm(zs[-1])] if len(zs) else [mm(box.min_z), mm(box.max_z)],
         "bounds": {
-            "x_range": [_r(box.min_x), _r(box.max_x)],
-            "y_range": [_r(box.min_y), _r(box.max_y)],
-            "z_range": [_r(box.min_z), _r(box.max_z)],
+            "x_range": [mm(box.min_x), mm(box.max_x)],
+            "y_range": [mm(box.min_y), mm(box.max_y)],
+            "z_range": [mm(box.min_z), mm(box.max_z)],
         },
-        "layer_thickness": _r(r.thickness),
-        "format_version": f"{r.version[0]}.{r.version[1]}",
+        "layer_thickness": mm(header.thickness),
+        "format_version": f"{header.version[0]}.{header.version[1]}",
         "models": [
-            {"id": m.id, "name": m.name, "thickness": _r(m.thickness)}
-            for m in sorted(r.models.values(), key=lambda m: m.id)
+            {"id": m.id, "name": m.name, "thickness": mm(m.thickness)}
+            for m in sorted(header.models.values(), key=lambda m: m.id)
         ],
         "warnings": len(r.warnings),
         "seconds": round(r.seconds, 3),

@@ -20,20 +20,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clf_analysis.build.share import ShareDir, UnsafeSharePath
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import ShareDir
+from clf_analysis.layout import (
+    LOCK_FILE,
+    OLD_PREFIX,
+    OUTPUT_DIR,
+    RUN_LOG,
+    SPOOL_SUFFIX,
+    TMP_PREFIX,
+    old_output_name,
+)
 from clf_analysis.pipeline.errors import BuildLocked
 
 log = logging.getLogger(__name__)
 
-OUTPUT_DIR = "clf_analysis"
-LOCK_FILE = ".clf_analysis.lock"
-RUN_LOG = "processes_run.json"
 RUN_LOG_LOCK = f"{RUN_LOG}.lock"
 RUN_LOG_KEY = "clf_analysis"
 RUN_LOG_DESCRIPTION = "CLF analysis and platform path processing"
-TMP_PREFIX = f"{OUTPUT_DIR}.tmp-"
-OLD_PREFIX = f"{OUTPUT_DIR}.old-"
-SPOOL_SUFFIX = ".spool"
 # Run ids are uuid4 hex: only folders named like this can be a dead run's leftovers.
 _LEFTOVER = re.compile(
     rf"^(?:{re.escape(TMP_PREFIX)}[0-9a-f]{{32}}(?:{re.escape(SPOOL_SUFFIX)})?"
@@ -47,15 +51,6 @@ class LockPolicy:
 
     attempts: int = 50
     delay_seconds: float = 0.2
-
-
-def temp_output_name(run_id: str) -> str:
-    return f"{TMP_PREFIX}{run_id}"
-
-
-def spool_name(run_id: str) -> str:
-    """The folder beside the temp output where a run keeps its per-file path-data spools."""
-    return f"{TMP_PREFIX}{run_id}{SPOOL_SUFFIX}"
 
 
 def check_output_dir(build: ShareDir) -> None:
@@ -167,7 +162,7 @@ def swap_into_place(build: ShareDir, new_name: str, run_id: str) -> None:
     interruption between them is repaired by `recover_interrupted_swap`.
     """
     check_output_dir(build)
-    old = f"{OLD_PREFIX}{run_id}"
+    old = old_output_name(run_id)
     if build.lstat(OUTPUT_DIR) is None:
         build.rename(new_name, OUTPUT_DIR)
         return

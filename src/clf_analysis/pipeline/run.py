@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,23 +19,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
-from clf_analysis.build.archive import ArchiveLimits, BuildError, PartFile, open_archive
-from clf_analysis.build.discovery import (
-    BuildNotFound,
+from clf_analysis.abp.archive import ArchiveLimits, PartFile, open_archive
+from clf_analysis.abp.discovery import (
     BuildPackage,
-    BuildRefused,
     build_folder,
     open_build_folder,
     package_in,
     resolve_package_link,
 )
-from clf_analysis.build.exclusions import Exclusions, load_exclusions
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
+from clf_analysis.abp.errors import BuildError, BuildNotFound, BuildRefused, UnsafeSharePath
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions
+from clf_analysis.abp.share import BuildFolder, ShareDir, share_relative
 from clf_analysis.clf.lookup import layer_indices
-from clf_analysis.geometry.stats import BuildStats, LayerStats, z_key
+from clf_analysis.geometry.stats import BuildStats
+from clf_analysis.layout import (
+    OUTPUT_DIR,
+    PATHDATA_DIR,
+    PLATFORM_INFO,
+    RUN_LOCK_FILE,
+    RUN_LOG,
+    height_name,
+    pathdata_name,
+    spool_name,
+    temp_output_name,
+)
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError, BuildLocked
 from clf_analysis.pipeline.file_pass import TICKS_PER_FILE, FilePassResult, FilePassTask
@@ -47,8 +55,6 @@ from clf_analysis.pipeline.platform_info import build_platform_info
 from clf_analysis.pipeline.pool import RunPool
 from clf_analysis.pipeline.progress import ProgressFn, ProgressTracker
 from clf_analysis.pipeline.publish import (
-    OUTPUT_DIR,
-    RUN_LOG,
     LockPolicy,
     check_output_dir,
     exclusive_build_lock,
@@ -57,21 +63,17 @@ from clf_analysis.pipeline.publish import (
     record_run,
     recover_interrupted_swap,
     remove_stale_temp_dirs,
-    spool_name,
     swap_into_place,
-    temp_output_name,
 )
+from clf_analysis.pipeline.stages import LayerPass, Prepared, RunLabel
 from clf_analysis.render.plate import Plate
 
 log = logging.getLogger(__name__)
 
-PATHDATA_DIR = "imagePathRawData-"
 # Heights are named to 4 decimals: a thinner grid would give two heights one name.
 MIN_LAYER_THICKNESS_MM = 0.001
 # Bounds the grid and the per-file index arrays (1,000 mm of 1 µm layers).
 MAX_LAYER_HEIGHTS = 1_000_000
-RUN_LOCK_FILE = ".clf_analysis.run.lock"
-PLATFORM_INFO = "platform_info.json"
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def run(
     """Analyse one build and publish its outputs; raises AnalysisError / AnalysisCancelled.
 
     Every path of the build is opened relative to the build folder without following a
-    link (`clf_analysis.build.share`); outputs go to `<folder>/clf_analysis` only.
+    link (`clf_analysis.abp.share`); outputs go to `<folder>/clf_analysis` only.
     """
     options = options or RunOptions()
     started = datetime.now(UTC)
@@ -370,33 +372,12 @@ class _Analysis:
     tasks: list[FilePassTask] = field(default_factory=list)
 
     def execute(self) -> RunResult:
-        exclusions = self.options.exclusions or load_exclusions(None)
         with self.timer.stage("prepare"):
-            try:
-                with open_archive(
-                    self.package, self.options.archive_limits, follow_symlinks=False
-                ) as archive:
-                    all_parts = archive.part_files()
-                    sha256 = archive.sha256()
-                    size = archive.size_bytes
-            except BuildError as exc:
-                raise AnalysisError(str(exc), stage="prepare", kind="bad_package") from exc
-            included, excluded = exclusions.split(all_parts)
-            if not included:
-                raise AnalysisError(
-                    f"{self.package_name}: no CLF files left to analyse "
-                    f"({len(all_parts)} found, {len(excluded)} excluded by folder rules)",
-                    stage="prepare",
-                    kind="empty_build",
-                )
-        with RunPool(min(self.options.processes, len(included))) as pool:
-            results, grid, mapping, top, thickness = self._layers(included, pool)
+            prepared = self._prepare()
+        with RunPool(min(self.options.processes, len(prepared.included))) as pool:
+            layers = self._layers(prepared.included, pool)
             with self.timer.stage("pathdata"):
-                layer_files = self._pathdata(grid, results, mapping)
-            stats = BuildStats()
-            for r in results:
-                for part in r.stats.parts.values():
-                    stats.merge(BuildStats(parts={part.key: part}))
+                layer_files = self._pathdata(layers)
             self.tracker.stage("images", "rendering plate images")
             with self.timer.stage("images"):
                 images = render_images(
@@ -404,48 +385,22 @@ class _Analysis:
                         build_id=self.build_id,
                         out=self.out,
                         plate=self.options.plate,
-                        top=top,
                         params=self.params,
-                        results=results,
-                        stats=stats,
+                        layers=layers,
                     ),
                     pool,
                     on_progress=lambda f: self.tracker.update(f, "rendering plate images"),
                     is_cancelled=self.is_cancelled,
                 )
-        warnings = [w for r in results for w in r.warnings]
-        mismatches = sum(r.winding_mismatches for r in results)
-        if mismatches:
-            warnings.append(
-                f"{mismatches} loops wound against the convention (counter-clockwise solid, "
-                "clockwise hole); nesting decided their role"
-            )
         with self.timer.stage("summary"):
+            label = RunLabel(self.build_id, self.run_id, self.options.job_id, self.params)
             info = build_platform_info(
-                build_id=self.build_id,
-                package=self.package,
-                package_size=size,
-                sha256=sha256,
-                run_id=self.run_id,
-                job_id=self.options.job_id,
-                params=self.params,
-                exclusions=exclusions,
-                included=included,
-                excluded=excluded,
-                results=results,
-                grid=grid,
-                layer_files=layer_files,
-                layer_stats=_grid_layer_stats(grid, results, mapping),
-                stats=stats,
-                images=images,
-                thickness=thickness,
-                warnings=warnings,
-                timings=self.timer.timings,
-                pathdata_dir=PATHDATA_DIR,
+                label, prepared, layers, layer_files, images, self.timer.timings
             )
             (self.out / PLATFORM_INFO).write_bytes(
                 orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
             )
+        parts = layers.stats.parts.values()
         return RunResult(
             build_id=self.build_id,
             run_id=self.run_id,
@@ -453,17 +408,37 @@ class _Analysis:
             summary_path=self.out / PLATFORM_INFO,
             params=self.params,
             duration_seconds=0.0,
-            parts=len(stats.parts),
-            layers=len(grid),
-            holes_max=max((p.hole_count for p in stats.parts.values()), default=0),
-            invalid_loops=sum(r.invalid_count for r in results),
-            warnings=warnings,
+            parts=len(parts),
+            layers=len(layers.grid),
+            holes_max=max((p.hole_count for p in parts), default=0),
+            invalid_loops=sum(r.invalid_count for r in layers.results),
+            warnings=layers.warnings,
             timings=self.timer.timings,
         )
 
-    def _layers(
-        self, included: list[PartFile], pool: RunPool
-    ) -> tuple[list[FilePassResult], np.ndarray, list[np.ndarray], float, float]:
+    def _prepare(self) -> Prepared:
+        """The package opened and checked, its part files split by the exclusions."""
+        exclusions = self.options.exclusions or load_exclusions(None)
+        try:
+            with open_archive(
+                self.package, self.options.archive_limits, follow_symlinks=False
+            ) as archive:
+                all_parts = archive.part_files()
+                sha256 = archive.sha256()
+                size = archive.size_bytes
+        except BuildError as exc:
+            raise AnalysisError(str(exc), stage="prepare", kind="bad_package") from exc
+        included, excluded = exclusions.split(all_parts)
+        if not included:
+            raise AnalysisError(
+                f"{self.package_name}: no CLF files left to analyse "
+                f"({len(all_parts)} found, {len(excluded)} excluded by folder rules)",
+                stage="prepare",
+                kind="empty_build",
+            )
+        return Prepared(self.package.name, size, sha256, exclusions, included, excluded)
+
+    def _layers(self, included: list[PartFile], pool: RunPool) -> LayerPass:
         """Every file parsed once; then the build's layer grid mapped onto each file."""
         self.tracker.stage("layers", f"analysing {len(included)} part files")
         snapshot_heights = _snapshot_heights(self.params)
@@ -487,18 +462,21 @@ class _Analysis:
                 ),
                 is_cancelled=self.is_cancelled,
             )
-        with_layers = [r for r in results if len(r.zs)]
+        with_layers = [r for r in results if len(r.header.zs)]
         if not with_layers:
             raise AnalysisError(
                 "the included CLF files hold no layers", stage="layers", kind="empty_build"
             )
-        thickness = min((r.thickness for r in with_layers if r.thickness > 0), default=0.0)
+        declared = [r.header.thickness for r in with_layers if r.header.thickness > 0]
+        thickness = min(declared, default=0.0)
         if thickness <= 0:
             raise AnalysisError(
                 "no model declares a layer thickness", stage="layers", kind="bad_package"
             )
         if thickness < MIN_LAYER_THICKNESS_MM:
-            thinnest = min(with_layers, key=lambda r: r.thickness if r.thickness > 0 else 1e9)
+            thinnest = min(
+                with_layers, key=lambda r: r.header.thickness if r.header.thickness > 0 else 1e9
+            )
             raise AnalysisError(
                 f"a model declares a layer thickness of {thickness:g} mm, below "
                 f"{MIN_LAYER_THICKNESS_MM} mm (heights are named to 4 decimals)",
@@ -506,7 +484,7 @@ class _Analysis:
                 file=thinnest.part.key,
                 kind="bad_package",
             )
-        top = max(float(r.zs[-1]) for r in with_layers)
+        top = max(float(r.header.zs[-1]) for r in with_layers)
         if top / thickness > MAX_LAYER_HEIGHTS:
             raise AnalysisError(
                 f"{top:g} mm at {thickness:g} mm per layer is more than {MAX_LAYER_HEIGHTS} "
@@ -517,16 +495,24 @@ class _Analysis:
         grid = H.layer_grid(thickness, top)
         if len(grid):
             top = float(grid[-1])  # the top layer's height as named, free of float32 noise
+        headers = [r.header for r in results]
         mapping = [
-            layer_indices(r.zs, grid, min_z=r.box.min_z, max_z=r.box.max_z, thickness=r.thickness)
-            for r in results
+            layer_indices(h.zs, grid, min_z=h.box.min_z, max_z=h.box.max_z, thickness=h.thickness)
+            for h in headers
         ]
-        return results, grid, mapping, top, thickness
+        return LayerPass(
+            results=results,
+            grid=grid,
+            mapping=mapping,
+            top=top,
+            thickness=thickness,
+            stats=_build_stats(results),
+            warnings=_warnings(results),
+        )
 
-    def _pathdata(
-        self, grid: np.ndarray, results: list[FilePassResult], mapping: list[np.ndarray]
-    ) -> list[str]:
+    def _pathdata(self, layers: LayerPass) -> list[str]:
         """One JSON list per grid height: the fragments of every file, in file order."""
+        grid = layers.grid
         self.tracker.stage("pathdata", f"writing {len(grid)} layer files")
         if not self.params.pathdata:
             return []
@@ -542,13 +528,13 @@ class _Analysis:
             for k, z in enumerate(grid.tolist()):
                 if self.is_cancelled():
                     raise AnalysisCancelled()
-                self.tracker.update(k / len(grid), f"layer {H.height_name(z)} mm")
-                frags = []
-                for r, idx, fd in zip(results, mapping, spools, strict=True):
-                    i = int(idx[k])
-                    if i >= 0 and r.spool_lengths[i]:
-                        frags.append(os.pread(fd, int(r.spool_lengths[i]), int(r.spool_offsets[i])))
-                name = f"platform_layer_pathdata_{H.height_name(z)}mm.json"
+                self.tracker.update(k / len(grid), f"layer {height_name(z)} mm")
+                frags = [
+                    r.spool.read(fd, int(idx[k]))
+                    for r, idx, fd in zip(layers.results, layers.mapping, spools, strict=True)
+                    if idx[k] >= 0
+                ]
+                name = pathdata_name(z)
                 (folder / name).write_bytes(assemble(frags))
                 names.append(name)
         # The folder itself is the caller's (pinned paths are links rmtree will not enter).
@@ -558,21 +544,29 @@ class _Analysis:
         return names
 
 
+def _build_stats(results: list[FilePassResult]) -> BuildStats:
+    """The statistics of every part over all files (a part's layers may span files)."""
+    stats = BuildStats()
+    for r in results:
+        for part in r.stats.parts.values():
+            stats.merge(BuildStats(parts={part.key: part}))
+    return stats
+
+
+def _warnings(results: list[FilePassResult]) -> list[str]:
+    """The warnings of every file, and one for loops wound against the convention."""
+    warnings = [w for r in results for w in r.warnings]
+    mismatches = sum(r.winding_mismatches for r in results)
+    if mismatches:
+        warnings.append(
+            f"{mismatches} loops wound against the convention (counter-clockwise solid, "
+            "clockwise hole); nesting decided their role"
+        )
+    return warnings
+
+
 def _snapshot_heights(params: AnalysisParams) -> tuple[float, ...]:
     """Heights whose shapes the image stage may draw, before the build's top is known."""
     heights = set(H.clean_platform_heights(MAX_HEIGHT_MM, params.clean_platform_heights))
     heights.update(H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights))
     return tuple(sorted(heights))
-
-
-def _grid_layer_stats(
-    grid: np.ndarray, results: list[FilePassResult], mapping: list[np.ndarray]
-) -> list[LayerStats]:
-    """Per grid height: the statistics of the file layers that answer it, summed."""
-    out = [LayerStats(z_key(z)) for z in grid.tolist()]
-    for r, idx in zip(results, mapping, strict=True):
-        for k in np.flatnonzero(idx >= 0).tolist():
-            file_layer = r.stats.layers.get(z_key(float(r.zs[idx[k]])))
-            if file_layer is not None:
-                out[k].merge(replace(file_layer, z=out[k].z))
-    return out

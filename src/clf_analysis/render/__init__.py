@@ -2,13 +2,13 @@
 
 from clf_analysis.render.figures import (
     FIGURE_PX,
-    UnclosedItem,
     combined_identifiers_view,
     composite_view,
     holes_view,
     identifier_view,
     unclosed_view,
 )
+from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, read_png_size, write_png_verified
 from clf_analysis.render.raster import RGBA, PlateRaster

@@ -8,7 +8,7 @@ without shared plotting state. Every figure has the same layout and pixel size
 Geometry comes in as plain arrays: a loop is an (n, 2) float32 array in mm (first vertex
 not repeated), a shape is a sequence of loops (exterior first, then its holes), and a
 part footprint is either a sequence of shapes or a plate-registered boolean mask of
-`plate.px` x `plate.px` pixels (as made by `PlateRaster.painted_mask()`).
+`plate.px` x `plate.px` pixels (the unpacked bits of a `FootprintMask`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,6 +31,9 @@ from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 
 from clf_analysis.clf.types import LoopArray
+from clf_analysis.geometry.loops import signed_area
+from clf_analysis.layout import mm
+from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, write_atomically_verified
 from clf_analysis.render.raster import line_pieces
@@ -65,28 +68,12 @@ REASON_COLORS = tuple(c for c in PALETTE[:10] if c not in ("#2ca02c", "#98df8a")
 MAX_PLATE_LABELS = 40
 
 
-class UnclosedItem(NamedTuple):
-    """One unclosed or invalid loop for `unclosed_view`; a plain 4-tuple also works."""
-
-    loop: LoopArray
-    reason: str
-    z: float
-    file: str
-    closed: bool = False  # draw the closing edge (invalid closed loops)
-    dashed: bool = False  # DASHED line geometry: vertex pairs are separate segments
-
-
 def palette_color(index: int) -> str:
     """The `index`-th colour of the figure palette (cycles)."""
     return PALETTE[index % len(PALETTE)]
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _signed_area(loop: npt.NDArray[np.float64]) -> float:
-    x, y = loop[:, 0], loop[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
 def _shapes_path(shapes: Sequence[ShapeLoops]) -> MplPath | None:
@@ -102,7 +89,7 @@ def _shapes_path(shapes: Sequence[ShapeLoops]) -> MplPath | None:
             loop = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
             if len(loop) < 3:
                 continue
-            ccw = _signed_area(loop) > 0
+            ccw = signed_area(loop) > 0
             if ccw != (index == 0):
                 loop = loop[::-1]
             vertices.append(np.vstack([loop, loop[:1]]))
@@ -315,7 +302,7 @@ def _shorten(text: str, limit: int = 40) -> str:
 
 
 def _z_text(z: float) -> str:
-    return f"{round(float(z), 4):g} mm"
+    return f"{mm(z):g} mm"
 
 
 # ---------------------------------------------------------------------------- figures
@@ -539,9 +526,7 @@ def unclosed_view(
     _legend(ax, handles, title="reason (count)" if handles else None)
     if entries:
         shown = entries[:14]
-        lines = ["first items:"] + [
-            f"{_shorten(e.file, 26):26s} z={round(float(e.z), 4):g}" for e in shown
-        ]
+        lines = ["first items:"] + [f"{_shorten(e.file, 26):26s} z={mm(e.z):g}" for e in shown]
         if len(entries) > len(shown):
             lines.append(f"… and {len(entries) - len(shown)} more")
         _side_note(fig, lines)

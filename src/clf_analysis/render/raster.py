@@ -1,7 +1,6 @@
 """Plate-registered raster images (no axes) drawn with OpenCV.
 
-Drawing semantics, chosen so that canvases rendered in different processes can be
-merged exactly:
+Drawing semantics:
 - No anti-aliasing. A pixel is painted with the full colour when its centre lies inside
   the shape or on its boundary (OpenCV rounds vertices to pixel centres and fills
   inclusively), else it is left as it is. Anti-aliased edges on a transparent background
@@ -9,7 +8,6 @@ merged exactly:
   these images are registration masks for the alignment and defect-detection services,
   where crisp 0.1 mm pixels matter more than smooth edges.
 - Painting replaces the pixel's RGBA value (no blending), also for partial alpha.
-- `merge` composites canvases: every painted pixel (alpha > 0) of the later canvas wins.
 """
 
 from __future__ import annotations
@@ -43,18 +41,11 @@ def line_pieces(loop: npt.NDArray[Any], *, dashed: bool) -> list[npt.NDArray[Any
 class PlateRaster:
     """A transparent `plate.px` x `plate.px` RGBA canvas registered to the plate."""
 
-    def __init__(
-        self, plate: Plate | None = None, rgba: npt.NDArray[np.uint8] | None = None
-    ) -> None:
-        plate = plate if plate is not None else Plate()
-        self.plate = plate
-        shape = (plate.px, plate.px, 4)
-        if rgba is None:
-            self.rgba: npt.NDArray[np.uint8] = np.zeros(shape, dtype=np.uint8)
-        else:
-            if rgba.shape != shape or rgba.dtype != np.uint8:
-                raise RenderError(f"canvas must be {shape} uint8, got {rgba.shape} {rgba.dtype}")
-            self.rgba = np.ascontiguousarray(rgba)
+    def __init__(self, plate: Plate | None = None) -> None:
+        self.plate = plate if plate is not None else Plate()
+        self.rgba: npt.NDArray[np.uint8] = np.zeros(
+            (self.plate.px, self.plate.px, 4), dtype=np.uint8
+        )
 
     def _fixed(self, loop: LoopArray) -> npt.NDArray[np.int32]:
         colrow = self.plate.to_px(loop)
@@ -141,21 +132,6 @@ class PlateRaster:
         cv2.putText(
             self.rgba, text, origin, _FONT, scale, _color(color_rgba), thickness, cv2.LINE_8
         )
-
-    def merge(self, other: PlateRaster) -> None:
-        """Composite `other` on top: its painted pixels (alpha > 0) replace ours.
-
-        Merging canvases in file order gives the same image however the files were
-        distributed over processes; only overlaps depend on the order, later on top.
-        """
-        if other.plate != self.plate:
-            raise RenderError(f"cannot merge canvases of different plates: {other.plate}")
-        painted = other.rgba[..., 3] > 0
-        self.rgba[painted] = other.rgba[painted]
-
-    def painted_mask(self) -> npt.NDArray[np.bool_]:
-        """(px, px) bool array of painted pixels, the footprint form the figures accept."""
-        return self.rgba[..., 3] > 0
 
     def write_png(self, path: Path) -> None:
         """Write the canvas as a verified `px` x `px` RGBA PNG."""

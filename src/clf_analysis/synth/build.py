@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from clf_analysis.build.discovery import validate_build_id
+from clf_analysis.abp.discovery import validate_build_id
 from clf_analysis.clf import Box, Layer, Model, write_clf
 from clf_analysis.synth import designs as d
 from clf_analysis.synth.geometry import signed_area

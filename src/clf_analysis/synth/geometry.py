@@ -77,7 +77,11 @@ def bow_tie(x0: float, y0: float, x1: float, y1: float) -> LoopArray:
 
 
 def signed_area(loop: LoopArray) -> float:
-    """Shoelace area of the loop as written (float32 vertices, float64 sums); CCW > 0."""
+    """Shoelace area of the loop as written (float32 vertices, float64 sums); CCW > 0.
+
+    Deliberately not `clf_analysis.geometry.signed_area`: the ground truth is computed
+    apart from the code it checks.
+    """
     pts = np.asarray(loop, dtype=np.float64)
     # Centring first keeps the cross products small, so the sum loses no digits.
     pts = pts - pts.mean(axis=0)

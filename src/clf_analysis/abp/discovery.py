@@ -9,24 +9,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from clf_analysis.build.archive import BuildError
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+from clf_analysis.abp.errors import BuildNotFound, BuildRefused, InvalidBuildId, UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir
 
 log = logging.getLogger(__name__)
 
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-class InvalidBuildId(BuildError, ValueError):
-    """A build id that is not a plain folder name (it would escape the base path)."""
-
-
-class BuildNotFound(BuildError):
-    """The build folder or its `.abp` package does not exist."""
-
-
-class BuildRefused(BuildNotFound):
-    """The build folder or its package is a link or an entry of the wrong kind."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build import ExclusionsError, PartFile, load_exclusions
+from clf_analysis.abp import ExclusionsError, PartFile, load_exclusions
 
 SPEC_DEFAULTS = (
     "_Support",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build import BuildNotFound, InvalidBuildId, find_build_package, validate_build_id
-from clf_analysis.build.discovery import BuildRefused
+from clf_analysis.abp import BuildNotFound, InvalidBuildId, find_build_package, validate_build_id
+from clf_analysis.abp.errors import BuildRefused
 
 
 @pytest.mark.parametrize(

@@ -27,24 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from clf_analysis.build.archive import BuildError
+from clf_analysis.abp.errors import UnsafeSharePath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO planted under a file's name must not hang the service.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _RENAME_EXCHANGE = 2
-
-
-class UnsafeSharePath(BuildError):
-    """An entry below the share base is a symbolic link, or not the kind of entry needed."""
-
-    def __init__(self, relpath: str, problem: str) -> None:
-        super().__init__(
-            f"{relpath} {problem}: refused (the service follows no links and opens only "
-            "regular files and folders below the build share)"
-        )
-        self.relpath = relpath
-        self.problem = problem
 
 
 def _components(relative: str) -> list[str]:

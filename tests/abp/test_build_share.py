@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath, share_relative
+from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.share import BuildFolder, ShareDir, share_relative
 
 
 @pytest.fixture

@@ -14,29 +14,18 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
+
+from clf_analysis.abp.errors import BuildArchiveError, UnsafeArchiveError
 
 GiB = 1 << 30
 MiB = 1 << 20
 
 # "C:" or "c:foo" — a Windows drive prefix would escape any destination folder.
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class BuildError(Exception):
-    """Base of every error about a build: its id, folder, package or exclusions."""
-
-
-class BuildArchiveError(BuildError):
-    """The package cannot be read as a ZIP archive (corrupt, truncated, encrypted)."""
-
-
-class UnsafeArchiveError(BuildArchiveError):
-    """The package is readable but must not be trusted (unsafe names, zip bomb)."""
 
 
 @dataclass(frozen=True)
@@ -208,19 +197,10 @@ class BuildArchive:
             offset += len(chunk)
         return digest.hexdigest()
 
-    def member_names(self) -> list[str]:
-        """Every member name as stored, in archive order."""
-        return list(self._infos)
-
     def part_files(self) -> list[PartFile]:
         """Every `.clf` member under `Models/`, sorted by (folder, name)."""
         parts = (_part_file(info) for info in self._infos.values())
         return sorted((p for p in parts if p is not None), key=lambda p: (p.folder, p.name))
-
-    def iter_parts(self) -> Iterator[tuple[PartFile, bytes]]:
-        """Each part file with its bytes, in `part_files()` order."""
-        for part in self.part_files():
-            yield part, self.read(part)
 
     def read(self, part: PartFile) -> bytes:
         """The bytes of one member, never more than its declared size."""

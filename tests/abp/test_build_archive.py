@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clf_analysis.build import (
+from clf_analysis.abp import (
     ArchiveLimits,
     BuildArchiveError,
     BuildError,

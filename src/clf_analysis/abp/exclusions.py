@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from clf_analysis.build.archive import BuildError, PartFile
+from clf_analysis.abp.archive import PartFile
+from clf_analysis.abp.errors import ExclusionsError
 
 _KEY = "folder_exclusions"
-
-
-class ExclusionsError(BuildError):
-    """The exclusions file is missing or invalid; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ def parse_exclusions(data: object, source: str) -> Exclusions:
 def load_exclusions(path: Path | None) -> Exclusions:
     """Exclusions from a JSON file, or the packaged default list when `path` is None."""
     if path is None:
-        resource = resources.files("clf_analysis.build").joinpath("default_exclusions.json")
+        resource = resources.files("clf_analysis.abp").joinpath("default_exclusions.json")
         text = resource.read_text(encoding="utf-8")
         source = "default_exclusions.json (packaged)"
     else:

@@ -1,30 +1,20 @@
 """The `.abp` build package: discovery, safe member access, folder exclusions, and the
-build share itself, opened without following links (`share`)."""
+build share itself, opened without following links (`share`). Errors: `errors`."""
 
-from clf_analysis.build.archive import (
-    ArchiveLimits,
-    BuildArchive,
+from clf_analysis.abp.archive import ArchiveLimits, BuildArchive, PartFile, open_archive
+from clf_analysis.abp.discovery import BuildPackage, find_build_package, validate_build_id
+from clf_analysis.abp.errors import (
     BuildArchiveError,
     BuildError,
-    PartFile,
-    UnsafeArchiveError,
-    open_archive,
-)
-from clf_analysis.build.discovery import (
     BuildNotFound,
-    BuildPackage,
     BuildRefused,
-    InvalidBuildId,
-    find_build_package,
-    validate_build_id,
-)
-from clf_analysis.build.exclusions import (
-    Exclusions,
     ExclusionsError,
-    load_exclusions,
-    parse_exclusions,
+    InvalidBuildId,
+    UnsafeArchiveError,
+    UnsafeSharePath,
 )
-from clf_analysis.build.share import BuildFolder, ShareDir, UnsafeSharePath
+from clf_analysis.abp.exclusions import Exclusions, load_exclusions, parse_exclusions
+from clf_analysis.abp.share import BuildFolder, ShareDir
 
 __all__ = [
     "ArchiveLimits",
