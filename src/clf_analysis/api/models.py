@@ -18,8 +18,17 @@ from clf_analysis.pipeline.params import AnalysisParams
 JobStateName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
+def _always_sent(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    # The schema says what `dump` does: every member is sent but those defaulting to None.
+    schema["required"] = [
+        name
+        for name, info in model.model_fields.items()
+        if info.is_required() or info.default is not None
+    ]
+
+
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_always_sent)
 
     def model_post_init(self, context: Any, /) -> None:
         # Constant members such as status="success" must always be sent; only members

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -44,6 +45,9 @@ from clf_analysis.api.service import EXTENSION_KEY, Service
 bp = Blueprint("openapi", __name__)
 
 _CACHE_KEY = "clf_analysis.openapi"
+# Tags are the blueprints, in the order a client meets them; each described by the first
+# line of its module's docstring.
+TAG_ORDER = ("jobs", "builds", "artifacts", "layers", "health", "ui", "openapi")
 _CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
 _REF = "#/components/schemas/"
 # Files of the output folder that answers pass through unchanged: their schemas are the
@@ -291,6 +295,11 @@ def _embedded(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _blueprint_summary(app: Flask, name: str) -> str:
+    module = sys.modules[app.blueprints[name].import_name]
+    return (module.__doc__ or name).strip().split("\n", 1)[0]
+
+
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 description of `app`."""
     doc = _Document(app)
@@ -301,6 +310,8 @@ def build_document(app: Flask) -> dict[str, Any]:
             raise LookupError(f"route {rule.rule} ({rule.endpoint}) has no declared operation")
         path = _CONVERTER.sub(r"{\1}", rule.rule)
         paths.setdefault(path, {})[method.lower()] = doc.operation(rule, method, op)
+    used = {op["tags"][0] for item in paths.values() for op in item.values()}
+    tags = [name for name in TAG_ORDER if name in used] + sorted(used - set(TAG_ORDER))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -308,6 +319,7 @@ def build_document(app: Flask) -> dict[str, Any]:
             "version": __version__,
             "description": DESCRIPTION,
         },
+        "tags": [{"name": name, "description": _blueprint_summary(app, name)} for name in tags],
         "paths": paths,
         "components": {
             "schemas": doc.schemas(),

@@ -51,12 +51,16 @@ def schema_type(schema: Mapping[str, Any] | bool) -> str:
         if key in schema:
             return " or ".join(schema_type(s) for s in schema[key])
     if "allOf" in schema:
-        return " and ".join(schema_type(s) for s in schema["allOf"])
+        # A narrowing part (say, the problem types an answer carries) is listed beside it.
+        named = [schema_type(s) for s in schema["allOf"] if _names_a_type(s)]
+        return " and ".join(named) or "anything"
     if "const" in schema:
         return f"<code>{_json(schema['const'])}</code>"
     if "enum" in schema:
         return "one of " + ", ".join(f"<code>{_json(v)}</code>" for v in schema["enum"])
     kind = schema.get("type")
+    if kind == "array" and "prefixItems" in schema:
+        return "[" + ", ".join(schema_type(s) for s in schema["prefixItems"]) + "]"
     if kind == "array":
         items = schema.get("items")
         return "array of " + (schema_type(items) if items is not None else "anything")
@@ -67,8 +71,15 @@ def schema_type(schema: Mapping[str, Any] | bool) -> str:
     return escape(str(kind)) if kind else "anything"
 
 
+def _names_a_type(schema: Mapping[str, Any] | bool) -> bool:
+    return isinstance(schema, Mapping) and any(
+        key in schema for key in ("$ref", "type", "anyOf", "oneOf", "allOf", "const", "enum")
+    )
+
+
 def constraints(schema: Mapping[str, Any] | bool) -> str:
-    """Bounds, patterns and defaults of a schema (and of its alternatives and items)."""
+    """Bounds, patterns and defaults of a schema; of each alternative, labelled with its
+    type; of the items of an array."""
     if not isinstance(schema, Mapping):
         return ""
     found = [
@@ -76,12 +87,16 @@ def constraints(schema: Mapping[str, Any] | bool) -> str:
         for key, template in _CONSTRAINTS
         if key in schema
     ]
-    nested = [constraints(s) for key in ("anyOf", "oneOf") for s in schema.get(key, ())]
+    for key in ("anyOf", "oneOf"):
+        for alternative in schema.get(key, ()):
+            inner = constraints(alternative)
+            if inner:
+                found.append(f"{schema_type(alternative)}: {inner}")
     if isinstance(schema.get("items"), Mapping) and schema.get("type") == "array":
         inner = constraints(schema["items"])
         if inner:
-            nested.append("each item " + inner)
-    return "; ".join([*found, *(n for n in nested if n)])
+            found.append("each item " + inner)
+    return "; ".join(found)
 
 
 def _rows(rows: Iterable[Iterable[str]], head: Iterable[str]) -> str:
@@ -90,9 +105,15 @@ def _rows(rows: Iterable[Iterable[str]], head: Iterable[str]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _inline(text: str) -> str:
+    """Escaped text with `backquoted` spans as code."""
+    parts = escape(" ".join(text.split()), quote=False).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def _text(text: str) -> str:
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
-    return "".join(f"<p>{escape(' '.join(p.split()))}</p>" for p in paragraphs)
+    return "".join(f"<p>{_inline(p)}</p>" for p in paragraphs)
 
 
 def _parameters(params: list[Mapping[str, Any]]) -> str:
@@ -103,7 +124,7 @@ def _parameters(params: list[Mapping[str, Any]]) -> str:
             schema_type(p.get("schema", {})),
             constraints(p.get("schema", {})),
             "yes" if p.get("required") else "no",
-            escape(p.get("description", "")),
+            _inline(p.get("description", "")),
             f"<code>{_json(p['example'])}</code>" if "example" in p else "",
         )
         for p in params
@@ -141,7 +162,7 @@ def _responses(responses: Mapping[str, Any], operations: Mapping[str, tuple[str,
         rows.append(
             (
                 f"<span class=status data-status={escape(status)}>{escape(status)}</span>",
-                escape(answer.get("description", "")) + links,
+                _inline(answer.get("description", "")) + links,
                 "<br>".join(bodies),
                 headers,
             )
@@ -190,15 +211,17 @@ def _schema(name: str, schema: Mapping[str, Any]) -> str:
                 schema_type(spec),
                 constraints(spec),
                 "yes" if prop in required else "no",
-                escape(spec.get("description", "")) if isinstance(spec, Mapping) else "",
+                _inline(spec.get("description", "")) if isinstance(spec, Mapping) else "",
             )
             for prop, spec in props.items()
         ]
-        parts.append(_rows(rows, ("member", "type", "constraints", "always", "description")))
+        parts.append(_rows(rows, ("member", "type", "constraints", "required", "description")))
         if schema.get("additionalProperties") is False:
             parts.append("<p class=note>No other members are accepted.</p>")
     else:
         parts.append(f"<p>{schema_type(schema)} {constraints(schema)}</p>")
+    for example in schema.get("examples", ()):
+        parts.append(f"<h4>Example</h4><pre>{escape(json.dumps(example, indent=2))}</pre>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -209,7 +232,9 @@ def render_reference(document: Mapping[str, Any]) -> tuple[str, str]:
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     info = document["info"]
     operations: dict[str, tuple[str, str]] = {}
-    by_tag: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
+    # Tags in the document's order, with their descriptions.
+    tags = {t["name"]: t.get("description", "") for t in document.get("tags", ())}
+    by_tag: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {name: [] for name in tags}
     for path, item in document["paths"].items():
         for method, op in item.items():
             operations[op["operationId"]] = (method.upper(), path)
@@ -226,7 +251,7 @@ def render_reference(document: Mapping[str, Any]) -> tuple[str, str]:
         for tag, ops in by_tag.items()
     )
     sections = "".join(
-        f"<h2 id='tag-{_anchor(tag)}'>{escape(tag)}</h2>"
+        f"<h2 id='tag-{_anchor(tag)}'>{escape(tag)}</h2>{_text(tags.get(tag, ''))}"
         + "".join(_operation(method, path, op, operations) for method, path, op in ops)
         for tag, ops in by_tag.items()
     )
