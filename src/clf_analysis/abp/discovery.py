@@ -15,6 +15,9 @@ from clf_analysis.abp.share import BuildFolder, ShareDir
 log = logging.getLogger(__name__)
 
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The same rule as one JSON Schema pattern (ECMA-262 and Python read it alike), for the
+# API description; tests hold it to validate_build_id's verdicts.
+BUILD_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ what is sent is the file that was opened, not a name looked up again.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
@@ -17,14 +19,17 @@ from flask import Blueprint, Response, request, send_file
 from clf_analysis.abp.discovery import build_folder
 from clf_analysis.abp.errors import UnsafeSharePath
 from clf_analysis.abp.share import ShareDir
+from clf_analysis.api.contract import Header, Operation, Parameter, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
-from clf_analysis.api.parsing import build_id_arg
+from clf_analysis.api.parsing import BUILD_ID, build_id_arg
 from clf_analysis.api.service import service
 from clf_analysis.layout import OUTPUT_DIR
 
 bp = Blueprint("artifacts", __name__)
 
-MAX_ARTIFACT_PATH = 1024
+# Short enough that any valid path fits the HTTP server's 4094-byte request line even with
+# every character percent-encoded (up to 12 bytes each): a valid path is never a 414.
+MAX_ARTIFACT_PATH = 300
 # What the service writes; anything else found in the folder (an .html someone dropped
 # there) is sent as an opaque download, never with a type a browser would render.
 _TYPES = {
@@ -37,6 +42,65 @@ OPAQUE_TYPE = "application/octet-stream"
 # No script, no plugin, no form, no navigation from a served file; inline styles only
 # because browsers style their own image and text viewers that way.
 ARTIFACT_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+# Relative, '/'-separated, no empty segment, no segment starting with '.' (no '..', no
+# hidden files), no backslash or NUL: the check and the published pattern are this one.
+ARTIFACT_PATH_PATTERN = r"[^/\\\x00.][^/\\\x00]*(?:/[^/\\\x00.][^/\\\x00]*)*"
+_ARTIFACT_PATH = re.compile(ARTIFACT_PATH_PATTERN)
+
+# --- what the routes take and answer (published by /openapi.json) ------------------------
+
+NO_RESULTS = problem(
+    404,
+    "results-not-found",
+    "share-entry-refused",
+    description="The build has no published results, or a link stands where they would be.",
+)
+CHANGING = problem(
+    503,
+    "results-changing",
+    description="A new analysis is being published right now: retry shortly.",
+    headers={"Retry-After": Header("Seconds to wait.", {"type": "integer", "minimum": 0})},
+)
+ARTIFACT_PATH = Parameter(
+    "path",
+    "path",
+    {"type": "string", "pattern": f"^{ARTIFACT_PATH_PATTERN}$", "maxLength": MAX_ARTIFACT_PATH},
+    "A file below clf_analysis/, as listed by the results' `artifacts`.",
+    example="platform_info.json",
+    required=True,
+    refusals=(problem(400, "invalid-artifact-path", description="Not a plain relative path."),),
+)
+IF_NONE_MATCH = Parameter(
+    "If-None-Match", "header", {"type": "string"}, "ETag of the copy the client holds."
+)
+FILE_HEADERS = {
+    "ETag": Header("Validator of the file's version."),
+    "Last-Modified": Header("When the file was written."),
+    "Cache-Control": Header("no-cache, public: revalidate (a new run swaps the folder)."),
+    "X-Content-Type-Options": Header("nosniff."),
+    "Content-Security-Policy": Header("A sandbox: nothing in the file runs."),
+}
+FILE_TYPES = (*sorted({t.split(";")[0] for t in _TYPES.values()}), OPAQUE_TYPE)
+
+
+def file_replies(
+    description: str, media: tuple[str, ...], schema: dict[str, object] | None = None
+) -> dict[int, Reply]:
+    """The answers of a route that sends a file of the output folder (a Range header, a
+    standard HTTP feature, gets a part of it)."""
+    return {
+        200: Reply(description, media=media, schema=schema, headers=FILE_HEADERS),
+        206: Reply(
+            "The byte range asked for with Range, in the file's type.",
+            headers={**FILE_HEADERS, "Content-Range": Header("The range sent.")},
+        ),
+        304: Reply(
+            "Unchanged since the ETag or date sent.", headers={"ETag": FILE_HEADERS["ETag"]}
+        ),
+    }
+
+
+UNSATISFIABLE = problem(416, description="The Range asked for is outside the file.")
 
 
 def results_changing(build_id: str) -> ApiError:
@@ -99,17 +163,7 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
 
 def artifact_path(relative: str) -> str:
     """`relative` when it is a plain path inside clf_analysis/; 400 for path tricks."""
-    parts = PurePosixPath(relative).parts
-    bad = (
-        not relative
-        or len(relative) > MAX_ARTIFACT_PATH
-        or relative.startswith("/")
-        or "\\" in relative
-        or "\x00" in relative
-        or any(part.startswith(".") for part in parts)
-        or "" in relative.split("/")
-    )
-    if bad:
+    if len(relative) > MAX_ARTIFACT_PATH or not _ARTIFACT_PATH.fullmatch(relative):
         raise ApiError(
             400,
             "Bad Request",
@@ -138,6 +192,11 @@ def send_artifact(outputs: ShareDir, relative: str, missing: ApiError, build_id:
         raise missing from None
     except UnsafeSharePath as exc:
         raise refused(build_id, exc) from None
+    except OSError as exc:
+        # A name longer than the file system holds (255 bytes) names no file: not a 500.
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise missing from None
     info = os.fstat(fd)
     mimetype = content_type(relative)
     response = send_file(
@@ -160,6 +219,20 @@ def send_artifact(outputs: ShareDir, relative: str, missing: ApiError, build_id:
 
 
 @bp.get("/api/builds/<path:build_id>/artifacts/<path:path>")
+@declare(
+    Operation(
+        "A file of the build's clf_analysis/ folder",
+        description="Only .png, .json, .csv and .txt get their type; anything else is an "
+        "application/octet-stream download. No link is followed.",
+        parameters=(BUILD_ID, ARTIFACT_PATH, IF_NONE_MATCH),
+        replies=file_replies("The file.", FILE_TYPES),
+        refusals=(
+            NO_RESULTS,
+            problem(404, "artifact-not-found", description="No such file."),
+            UNSATISFIABLE,
+        ),
+    )
+)
 def get_artifact(build_id: str, path: str) -> Response:
     build_id = build_id_arg(build_id)
     relative = artifact_path(path)

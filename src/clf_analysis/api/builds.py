@@ -19,12 +19,15 @@ from clf_analysis.abp.discovery import (
 from clf_analysis.abp.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
 from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.api.artifacts import (
+    CHANGING,
+    NO_RESULTS,
     artifact_url,
     no_results,
     open_outputs,
     refused,
     results_changing,
 )
+from clf_analysis.api.contract import Link, Operation, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.layers import layer_files
 from clf_analysis.api.models import (
@@ -34,7 +37,7 @@ from clf_analysis.api.models import (
     JobView,
     ResultsResponse,
 )
-from clf_analysis.api.parsing import build_id_arg, int_query
+from clf_analysis.api.parsing import BUILD_ID, IntegerQuery, build_id_arg
 from clf_analysis.api.service import service
 from clf_analysis.jobs.models import Job
 from clf_analysis.layout import OUTPUT_DIR, PATHDATA_DIR, PLATFORM_INFO
@@ -46,6 +49,10 @@ LISTED_SUFFIXES = (".png", ".json", ".csv", ".txt")
 # Deeper folders are not listed: the service writes two levels, and a planted tree of
 # thousands of nested folders must not cost a request more than this.
 MAX_LISTED_DEPTH = 8
+
+BUILDS_LIMIT = IntegerQuery("limit", 200, 1, 5000, "Builds per page.")
+BUILDS_OFFSET = IntegerQuery("offset", 0, 0, 10**9, "Build folders to skip, sorted by name.")
+_FIRST_BUILD = "$response.body#/builds/0/build_id"
 
 
 def _job_view(job: Job | None) -> JobView | None:
@@ -83,10 +90,48 @@ def _build_summary(
 
 
 @bp.get("/api/builds")
+@declare(
+    Operation(
+        "Builds under MIDAS_BASE_PATH, with their latest job",
+        description="Folders holding an .abp package, sorted by name; links are not followed.",
+        parameters=(BUILDS_LIMIT.parameter, BUILDS_OFFSET.parameter),
+        replies={
+            200: Reply(
+                "A page of builds.",
+                BuildListResponse,
+                links={
+                    "BuildResults": Link(
+                        "builds.build_results",
+                        "The first build's results.",
+                        {"build_id": _FIRST_BUILD},
+                    ),
+                    "BuildLayers": Link(
+                        "layers.list_layers",
+                        "The first build's layers.",
+                        {"build_id": _FIRST_BUILD},
+                    ),
+                    "AnalyzeBuild": Link(
+                        "jobs.analyze_build",
+                        "Analyse the first build.",
+                        {"build_id": _FIRST_BUILD},
+                    ),
+                    "Analyze": Link(
+                        "jobs.analyze",
+                        "Analyse the first build (legacy route).",
+                        request_body={"build_id": _FIRST_BUILD},
+                    ),
+                },
+            )
+        },
+        refusals=(
+            problem(503, "builds-unreadable", description="MIDAS_BASE_PATH cannot be read."),
+        ),
+    )
+)
 def list_builds() -> Response:
     base = service().settings.midas_base_path
-    limit = int_query("limit", 200, minimum=1, maximum=5000)
-    offset = int_query("offset", 0, minimum=0, maximum=10**9)
+    limit = BUILDS_LIMIT.read()
+    offset = BUILDS_OFFSET.read()
     try:
         # A link in the base is not a build folder: the service never follows one.
         names = sorted(
@@ -157,6 +202,42 @@ def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
 
 
 @bp.get("/api/builds/<path:build_id>/results")
+@declare(
+    Operation(
+        "The build's published results: platform_info.json and links to every artifact",
+        parameters=(BUILD_ID,),
+        replies={
+            200: Reply(
+                "The results.",
+                ResultsResponse,
+                links={
+                    "GetArtifact": Link(
+                        "artifacts.get_artifact",
+                        "The first artifact.",
+                        {
+                            "build_id": "$response.body#/build_id",
+                            "path": "$response.body#/artifacts/0/path",
+                        },
+                    ),
+                    "BuildLayers": Link(
+                        "layers.list_layers",
+                        "The layers.",
+                        {"build_id": "$response.body#/build_id"},
+                    ),
+                },
+            )
+        },
+        refusals=(
+            NO_RESULTS,
+            CHANGING,
+            problem(
+                500,
+                "results-unreadable",
+                description="platform_info.json is not a JSON object (the log says why).",
+            ),
+        ),
+    )
+)
 def build_results(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
     with open_outputs(build_id) as outputs:

@@ -10,8 +10,16 @@ from importlib import metadata
 from flask import Blueprint, Response, jsonify
 
 from clf_analysis import __version__
+from clf_analysis.api.contract import Header, Operation, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
-from clf_analysis.api.models import HealthResponse, ServiceInfo
+from clf_analysis.api.models import (
+    HealthResponse,
+    Liveness,
+    Readiness,
+    ServiceInfo,
+    ServiceSettings,
+    ServiceVersions,
+)
 from clf_analysis.api.service import service
 from clf_analysis.jobs.models import JOB_STATES
 
@@ -31,9 +39,23 @@ VERSIONED_PACKAGES = {
     "gunicorn": "gunicorn",
 }
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+NOT_READY = problem(
+    503,
+    "draining",
+    "store-unavailable",
+    description="Shutting down, or the job store does not answer.",
+    headers={"Retry-After": Header("Seconds to wait.", {"type": "integer", "minimum": 0})},
+)
 
 
 @bp.get("/")
+@declare(
+    Operation(
+        "Service name, version and main routes",
+        legacy=True,
+        replies={200: Reply("The service.", ServiceInfo)},
+    )
+)
 def index() -> Response:
     return jsonify(
         ServiceInfo(
@@ -57,6 +79,7 @@ def index() -> Response:
 
 
 @bp.get("/health")
+@declare(Operation("Health", legacy=True, replies={200: Reply("Always healthy.", HealthResponse)}))
 def health() -> Response:
     return jsonify(
         HealthResponse(
@@ -66,11 +89,19 @@ def health() -> Response:
 
 
 @bp.get("/livez")
+@declare(Operation("Liveness probe", replies={200: Reply("The process answers.", Liveness)}))
 def livez() -> Response:
-    return jsonify({"status": "ok"})
+    return jsonify(Liveness(status="ok").dump())
 
 
 @bp.get("/readyz")
+@declare(
+    Operation(
+        "Readiness probe: job store reachable, not draining",
+        replies={200: Reply("Ready for work.", Readiness)},
+        refusals=(NOT_READY,),
+    )
+)
 def readyz() -> Response:
     svc = service()
     if svc.is_draining():
@@ -92,10 +123,16 @@ def readyz() -> Response:
             kind="store-unavailable",
             headers={"Retry-After": "5"},
         ) from None
-    return jsonify({"status": "ready"})
+    return jsonify(Readiness(status="ready").dump())
 
 
 @bp.get("/info")
+@declare(
+    Operation(
+        "Versions of the service and its libraries",
+        replies={200: Reply("Versions and settings.", ServiceVersions)},
+    )
+)
 def info() -> Response:
     versions: dict[str, str | None] = {
         "service": __version__,
@@ -108,18 +145,17 @@ def info() -> Response:
             versions[key] = None
     svc = service()
     return jsonify(
-        {
-            "status": "success",
-            "service": "clf-abp-path-analysis",
-            "versions": versions,
-            "started_at": svc.started_at.isoformat(),
-            "draining": svc.is_draining(),
-            "settings": {
-                "worker_concurrency": svc.settings.worker_concurrency,
-                "max_attempts": svc.settings.max_attempts,
-                "job_store": svc.store_kind,
-            },
-        }
+        ServiceVersions(
+            service="clf-abp-path-analysis",
+            versions=versions,
+            started_at=svc.started_at.isoformat(),
+            draining=svc.is_draining(),
+            settings=ServiceSettings(
+                worker_concurrency=svc.settings.worker_concurrency,
+                max_attempts=svc.settings.max_attempts,
+                job_store=svc.store_kind,
+            ),
+        ).dump()
     )
 
 
@@ -129,6 +165,14 @@ def _metric(lines: list[str], name: str, kind: str, help_text: str) -> None:
 
 
 @bp.get("/metrics")
+@declare(
+    Operation(
+        "Prometheus metrics",
+        description="Jobs by state, the age of the oldest queued job, recent durations, "
+        "service starts.",
+        replies={200: Reply("Prometheus text format 0.0.4.", media=("text/plain",))},
+    )
+)
 def metrics() -> Response:
     store = service().store
     lines: list[str] = []

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, json, jsonify, request
 from pydantic import ValidationError
 
 from clf_analysis.abp.discovery import BuildNotFound, BuildRefused, find_build_package
+from clf_analysis.api.contract import Header, Link, Operation, Parameter, Reply, declare, problem
 from clf_analysis.api.errors import ApiError, validation_problem
 from clf_analysis.api.models import (
     AcceptedResponse,
@@ -21,7 +22,18 @@ from clf_analysis.api.models import (
     JobResponse,
     JobView,
 )
-from clf_analysis.api.parsing import build_id_arg, idempotency_key, int_query, json_object_body
+from clf_analysis.api.parsing import (
+    BUILD_ID,
+    BUILD_ID_SCHEMA,
+    IDEMPOTENCY_KEY,
+    INVALID_BUILD_ID,
+    INVALID_QUERY,
+    IntegerQuery,
+    build_id_arg,
+    idempotency_key,
+    json_body,
+    json_object_body,
+)
 from clf_analysis.api.service import service
 from clf_analysis.jobs.models import FINISHED_STATES, JOB_STATES, Job
 from clf_analysis.pipeline.params import AnalysisParams
@@ -33,8 +45,114 @@ bp = Blueprint("jobs", __name__)
 _JOB_ID = re.compile(r"[0-9A-Fa-f-]{1,64}")
 POLL_SECONDS = "2"
 
+# --- what the routes take and answer (published by /openapi.json) ------------------------
+
+JOB_ID = Parameter(
+    "job_id",
+    "path",
+    {"type": "string", "format": "uuid"},
+    "The job's id, as a submission answered it.",
+    example="ad7309b1-5c3e-4a8e-9d36-0f4a3c1d2e5f",
+    required=True,
+)
+JOB_STATE = Parameter(
+    "state",
+    "query",
+    {"type": "string", "enum": list(JOB_STATES)},
+    "Only jobs in this state.",
+    example="running",
+    refusals=(INVALID_QUERY,),
+)
+JOB_BUILD = Parameter(
+    "build_id",
+    "query",
+    BUILD_ID_SCHEMA,
+    "Only jobs of this build.",
+    example="271360",
+    refusals=(INVALID_BUILD_ID,),
+)
+JOBS_LIMIT = IntegerQuery("limit", 50, 1, 500, "Jobs per page.")
+JOBS_OFFSET = IntegerQuery("offset", 0, 0, 10**9, "Jobs to skip, newest first.")
+EVENTS_AFTER = IntegerQuery("after", 0, 0, 2**62, "Only events with a larger id.")
+IF_NONE_MATCH = Parameter(
+    "If-None-Match",
+    "header",
+    {"type": "string"},
+    "The ETag of the copy the client holds: 304 while nothing about it changed.",
+)
+JOB_NOT_FOUND = problem(404, "job-not-found", description="No such job.")
+BUILD_NOT_FOUND = problem(
+    404,
+    "build-not-found",
+    description="No build folder with an .abp package (nothing is created), or a link there.",
+)
+BUSY = problem(
+    409,
+    "analysis-in-progress",
+    "analysis-cancelling",
+    description="The build has an active analysis with other parameters (or one being "
+    "cancelled); `active_job_id` and `check_status_url` name it.",
+)
+_JOB_LINKS = {
+    "GetJob": Link("jobs.get_job", "Poll the job.", {"job_id": "$response.body#/job_id"}),
+    "CancelJob": Link("jobs.cancel_job", "Cancel the job.", {"job_id": "$response.body#/job_id"}),
+    "JobEvents": Link("jobs.job_events", "The job's events.", {"job_id": "$response.body#/job_id"}),
+    "BuildResults": Link(
+        "builds.build_results",
+        "The build's results, once the job completed.",
+        {"build_id": "$response.body#/build_id"},
+    ),
+}
+RETRY_AFTER = Header("Seconds to wait before polling again.", {"type": "integer", "minimum": 0})
+ACCEPTED = Reply(
+    "Accepted: the new job, or the equivalent one already queued or running "
+    "(`deduplicated`). Legacy members first.",
+    AcceptedResponse,
+    headers={"Location": Header("The job's URL."), "Retry-After": RETRY_AFTER},
+    links=_JOB_LINKS,
+)
+SUBMIT_DESCRIPTION = (
+    "Idempotent: the same build with the same parameters while queued or running answers "
+    "the existing job. One analysis per build at a time: other parameters meanwhile are 409."
+)
+_JOB_VIEW_LINKS = {
+    "CancelJob": Link(
+        "jobs.cancel_job", "Cancel the job.", {"job_id": "$response.body#/job/job_id"}
+    ),
+    "JobEvents": Link(
+        "jobs.job_events", "The job's events.", {"job_id": "$response.body#/job/job_id"}
+    ),
+    "BuildResults": Link(
+        "builds.build_results",
+        "The build's results.",
+        {"build_id": "$response.body#/job/build_id"},
+    ),
+}
+JOB_HEADERS = {
+    "ETag": Header("Strong validator of the answer."),
+    "Cache-Control": Header("no-cache: revalidate with If-None-Match."),
+    "Retry-After": Header(
+        "While the job is unfinished: seconds before polling again.",
+        {"type": "integer", "minimum": 0},
+        required=False,
+    ),
+}
+
 
 @bp.post("/api/analyze")
+@declare(
+    Operation(
+        "Submit an analysis of a build",
+        description=SUBMIT_DESCRIPTION,
+        legacy=True,
+        parameters=(IDEMPOTENCY_KEY,),
+        body=json_body(
+            AnalyzeRequest, required=True, description="The build and the analysis parameters."
+        ),
+        replies={202: ACCEPTED},
+        refusals=(BUILD_NOT_FOUND, BUSY),
+    )
+)
 def analyze() -> Response:
     body = json_object_body(required=True)
     try:
@@ -45,6 +163,18 @@ def analyze() -> Response:
 
 
 @bp.post("/api/builds/<path:build_id>/analyze")
+@declare(
+    Operation(
+        "Submit an analysis of this build",
+        description=SUBMIT_DESCRIPTION + " The body is optional; without one (and without a "
+        "Content-Type) the defaults apply.",
+        legacy=True,
+        parameters=(BUILD_ID, IDEMPOTENCY_KEY),
+        body=json_body(BuildAnalyzeRequest, required=False, description="The analysis parameters."),
+        replies={202: ACCEPTED},
+        refusals=(BUILD_NOT_FOUND, BUSY),
+    )
+)
 def analyze_build(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
     body = json_object_body(required=False)
@@ -148,6 +278,24 @@ def _job_response(job: Job, status: int = 200) -> Response:
 
 
 @bp.get("/api/jobs/<job_id>")
+@declare(
+    Operation(
+        "A job: state, progress, parameters, result or error",
+        legacy=True,
+        parameters=(JOB_ID, IF_NONE_MATCH),
+        replies={
+            200: Reply(
+                "The job. Legacy members first; `result` only when completed, `error` only "
+                "when failed.",
+                JobResponse,
+                headers=JOB_HEADERS,
+                links=_JOB_VIEW_LINKS,
+            ),
+            304: Reply("Unchanged since the ETag sent.", headers={"ETag": JOB_HEADERS["ETag"]}),
+        },
+        refusals=(JOB_NOT_FOUND,),
+    )
+)
 def get_job(job_id: str) -> Response:
     response = _job_response(_job_or_404(job_id))
     response.make_conditional(request)  # turns it into a 304 when If-None-Match matches
@@ -155,6 +303,23 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.delete("/api/jobs/<job_id>")
+@declare(
+    Operation(
+        "Cancel a job",
+        description="A queued job is cancelled at once; a running one cooperatively, then "
+        "killed after a grace period. The job stays readable (state `cancelled`).",
+        parameters=(JOB_ID,),
+        replies={
+            202: Reply(
+                "Cancellation requested: the job as it is now.", JobResponse, headers=JOB_HEADERS
+            )
+        },
+        refusals=(
+            JOB_NOT_FOUND,
+            problem(409, "job-finished", description="The job already completed or failed."),
+        ),
+    )
+)
 def cancel_job(job_id: str) -> Response:
     job = _job_or_404(job_id)
     if job.state not in FINISHED_STATES:
@@ -179,6 +344,26 @@ def _already_finished(job: Job) -> None:
 
 
 @bp.get("/api/jobs")
+@declare(
+    Operation(
+        "Jobs, newest first",
+        legacy=True,
+        parameters=(JOB_STATE, JOB_BUILD, JOBS_LIMIT.parameter, JOBS_OFFSET.parameter),
+        replies={
+            200: Reply(
+                "A page of jobs (legacy members `jobs`, `count`).",
+                JobListResponse,
+                links={
+                    "GetJob": Link(
+                        "jobs.get_job",
+                        "The first job.",
+                        {"job_id": "$response.body#/jobs/0/job_id"},
+                    )
+                },
+            )
+        },
+    )
+)
 def list_jobs() -> Response:
     state = request.args.get("state") or None
     if state is not None and state not in JOB_STATES:
@@ -191,8 +376,8 @@ def list_jobs() -> Response:
     build_id = request.args.get("build_id") or None
     if build_id is not None:
         build_id = build_id_arg(build_id)
-    limit = int_query("limit", 50, minimum=1, maximum=500)
-    offset = int_query("offset", 0, minimum=0, maximum=10**9)
+    limit = JOBS_LIMIT.read()
+    offset = JOBS_OFFSET.read()
     jobs, total = service().store.list_jobs(
         state=state, build_id=build_id, limit=limit, offset=offset
     )
@@ -205,9 +390,17 @@ def list_jobs() -> Response:
 
 
 @bp.get("/api/jobs/<job_id>/events")
+@declare(
+    Operation(
+        "Events of a job: every transition, oldest first",
+        parameters=(JOB_ID, EVENTS_AFTER.parameter),
+        replies={200: Reply("The events.", EventListResponse)},
+        refusals=(JOB_NOT_FOUND,),
+    )
+)
 def job_events(job_id: str) -> Response:
     job = _job_or_404(job_id)
-    after = int_query("after", 0, minimum=0, maximum=2**62)
+    after = EVENTS_AFTER.read()
     events = service().store.events(job.id, after_id=after)
     return jsonify(
         EventListResponse(job_id=job.id, events=[EventView.of(e) for e in events]).dump()

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from clf_analysis.abp.discovery import validate_build_id
+from clf_analysis.abp.discovery import BUILD_ID_PATTERN, validate_build_id
 from clf_analysis.jobs import Job, JobEvent, JobState
 from clf_analysis.pipeline.params import AnalysisParams
 
@@ -24,8 +24,17 @@ JobStatus = Annotated[
 ]
 
 
+def _always_sent(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    # The schema says what `dump` does: every member is sent but those defaulting to None.
+    schema["required"] = [
+        name
+        for name, info in model.model_fields.items()
+        if info.is_required() or info.default is not None
+    ]
+
+
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_always_sent)
 
     def model_post_init(self, context: Any, /) -> None:
         # Constant members such as status="success" must always be sent; only members
@@ -46,18 +55,55 @@ class _Response(BaseModel):
 class BuildAnalyzeRequest(AnalysisParams):
     """Body of POST /api/builds/<build_id>/analyze (optional): the analysis parameters."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"holes_interval": 15, "create_composite_views": True}]}
+    )
+
+
+# The largest integer every JSON client holds exactly (an IEEE double's 53 bits).
+MAX_EXACT_INTEGER = 2**53 - 1
+
 
 class AnalyzeRequest(AnalysisParams):
     """Body of POST /api/analyze: the build id plus the analysis parameters."""
 
-    build_id: str | int = Field(
-        description="Build folder name under MIDAS_BASE_PATH; a number is taken as text.",
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"build_id": "271360", "holes_interval": 10, "create_composite_views": False}
+            ]
+        }
+    )
+
+    # validate_build_id decides; the schema says the same rule. A number's digits always fit
+    # it; numbers are described up to what JSON clients can hold exactly.
+    build_id: Annotated[
+        str | int,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": BUILD_ID_PATTERN, "maxLength": 64},
+                    {
+                        "type": "integer",
+                        "minimum": -MAX_EXACT_INTEGER,
+                        "maximum": MAX_EXACT_INTEGER,
+                    },
+                ]
+            }
+        ),
+    ] = Field(
+        description="Build folder name under MIDAS_BASE_PATH: 1-64 of A-Z a-z 0-9 . _ -, "
+        "not starting with '.'; a number is taken as text.",
         examples=["271360"],
     )
 
     @field_validator("build_id", mode="before")
     @classmethod
     def _build_id_as_text(cls, v: object) -> str:
+        # JSON has one kind of number: 271360.0 is the integer 271360 (as JSON Schema's
+        # "integer" says), so its text is "271360". A fraction is no build id.
+        if isinstance(v, float) and v.is_integer() and abs(v) <= MAX_EXACT_INTEGER:
+            v = int(v)
         return validate_build_id(v)  # type: ignore[arg-type]
 
     def params(self) -> AnalysisParams:
@@ -226,6 +272,35 @@ class HealthResponse(_Response):
     status: Literal["healthy"]
     service: str
     timestamp: datetime
+
+
+class Liveness(_Response):
+    """GET /livez: the process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(_Response):
+    """GET /readyz: the job store answers and the process is not draining."""
+
+    status: Literal["ready"]
+
+
+class ServiceSettings(_Response):
+    worker_concurrency: int
+    max_attempts: int
+    job_store: str = Field(description="Engine of the job store: sqlite or postgresql.")
+
+
+class ServiceVersions(_Response):
+    """GET /info: versions of the service and its libraries (null: not installed)."""
+
+    status: Literal["success"] = "success"
+    service: str
+    versions: dict[str, str | None]
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    draining: bool
+    settings: ServiceSettings
 
 
 class Problem(_Response):

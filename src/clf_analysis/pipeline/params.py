@@ -3,6 +3,9 @@
 Types are strict: a boolean must be a JSON boolean and a number a JSON number ("yes", 1,
 "off" or true in the wrong place is refused, not guessed at). The one exception is the
 one the legacy contract names: `holes_interval` as a numeric string ("10").
+
+The JSON Schema of the model is the published description of the API's bodies: every
+bound is declared as a constraint pydantic enforces, not only checked in a validator.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 MAX_HEIGHT_MM = 1000.0
 MIN_HOLES_INTERVAL_MM = 0.5
@@ -18,11 +21,25 @@ MIN_HOLES_INTERVAL_MM = 0.5
 # took about 19 s of image work, so each list stops there.
 MAX_REQUESTED_HEIGHTS = 100
 
-# A plain decimal number, as legacy clients wrote holes_interval; float() alone would also
-# take "nan", "inf", " 10 " and "1_0".
-_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# holes_interval as legacy clients wrote it ("10", "12.5"): a plain decimal from 0.5 to
+# 1000, the same range as the number. One pattern is both the check and the published
+# schema, so a string the description allows is never refused by its value.
+HOLES_INTERVAL_TEXT = r"1000(?:\.0+)?|[1-9][0-9]{0,2}(?:\.[0-9]+)?|0\.[5-9][0-9]*"
+_HOLES_INTERVAL_TEXT = re.compile(HOLES_INTERVAL_TEXT)
 
-Height = Annotated[float, Field(strict=True)]
+Height = Annotated[float, Field(strict=True, ge=0.0, le=MAX_HEIGHT_MM)]
+HeightList = Annotated[tuple[Height, ...], Field(max_length=MAX_REQUESTED_HEIGHTS)]
+HolesInterval = Annotated[
+    float,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": MIN_HOLES_INTERVAL_MM, "maximum": MAX_HEIGHT_MM},
+                {"type": "string", "pattern": f"^(?:{HOLES_INTERVAL_TEXT})$"},
+            ]
+        }
+    ),
+]
 
 
 class AnalysisParams(BaseModel):
@@ -31,36 +48,50 @@ class AnalysisParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Each holes view is a figure: below 0.5 mm a tall build would ask for thousands.
-    holes_interval: float = Field(
-        default=10.0, ge=MIN_HOLES_INTERVAL_MM, le=MAX_HEIGHT_MM, strict=True
+    holes_interval: HolesInterval = Field(
+        default=10.0,
+        ge=MIN_HOLES_INTERVAL_MM,
+        le=MAX_HEIGHT_MM,
+        strict=True,
+        description="Height step of the holes views, mm; a numeric string is taken too.",
+        examples=[10],
     )
-    create_composite_views: bool = Field(default=False, strict=True)
-    clean_platform_heights: tuple[Height, ...] | None = Field(
-        default=None, json_schema_extra={"maxItems": MAX_REQUESTED_HEIGHTS}
+    create_composite_views: bool = Field(
+        default=False, strict=True, description="Also render the composite views."
     )
-    hole_heights: tuple[Height, ...] | None = Field(
-        default=None, json_schema_extra={"maxItems": MAX_REQUESTED_HEIGHTS}
+    clean_platform_heights: HeightList | None = Field(
+        default=None,
+        description="Heights (mm) of extra clean-platform images; at most "
+        f"{MAX_REQUESTED_HEIGHTS}, each 0-{MAX_HEIGHT_MM:g} mm.",
+        examples=[[1.0, 12.35]],
     )
-    pathdata: bool = Field(default=True, strict=True)
+    hole_heights: HeightList | None = Field(
+        default=None,
+        description=f"Heights (mm) of extra holes views; at most {MAX_REQUESTED_HEIGHTS}, "
+        f"each 0-{MAX_HEIGHT_MM:g} mm.",
+        examples=[[5.0]],
+    )
+    pathdata: bool = Field(
+        default=True, strict=True, description="Write the per-layer path data files."
+    )
 
     @field_validator("holes_interval", mode="before")
     @classmethod
     def _legacy_numeric_text(cls, v: object) -> object:
-        if isinstance(v, str) and _NUMERIC_TEXT.fullmatch(v):
-            return float(v)
-        return v
+        if not isinstance(v, str):
+            return v
+        if not _HOLES_INTERVAL_TEXT.fullmatch(v):
+            raise ValueError(
+                f"as text, a plain decimal from {MIN_HOLES_INTERVAL_MM:g} to "
+                f'{MAX_HEIGHT_MM:g} such as "10" or "12.5"'
+            )
+        return float(v)
 
     @field_validator("clean_platform_heights", "hole_heights")
     @classmethod
-    def _heights_in_range(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if v is None:
-            return None
-        if len(v) > MAX_REQUESTED_HEIGHTS:
-            raise ValueError(f"at most {MAX_REQUESTED_HEIGHTS} heights, got {len(v)}")
-        for h in v:
-            if not (0 <= h <= MAX_HEIGHT_MM):
-                raise ValueError(f"height {h} outside 0..{MAX_HEIGHT_MM} mm")
-        return tuple(sorted(set(v)))
+    def _sorted_once(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        # Each height is one image: a repeated one would be rendered twice.
+        return None if v is None else tuple(sorted(set(v)))
 
     def canonical(self) -> dict[str, object]:
         """Plain dict with a stable shape: the key used to deduplicate submissions."""
