@@ -139,6 +139,29 @@ class _Timer:
             self.timings[name] = round(time.perf_counter() - t0, 3)
 
 
+# Files named in one warning; the rest are counted.
+MAX_FILES_NAMED = 10
+
+
+def winding_warning(results: list[FilePassResult]) -> str | None:
+    """The warning about loops wound against the convention, naming the files they are in
+    (folder/name relative to Models/, most affected first), or None when there are none."""
+    affected = sorted(
+        ((r.winding_mismatches, r.part.key.lstrip("/")) for r in results if r.winding_mismatches),
+        key=lambda item: (-item[0], item[1]),
+    )
+    if not affected:
+        return None
+    total = sum(n for n, _ in affected)
+    named = ", ".join(f"{key} ({n})" for n, key in affected[:MAX_FILES_NAMED])
+    if len(affected) > MAX_FILES_NAMED:
+        named += f" and {len(affected) - MAX_FILES_NAMED} more files"
+    return (
+        f"{total} loops wound against the convention (counter-clockwise solid, clockwise "
+        f"hole) in {named}; nesting decided their role"
+    )
+
+
 def _never() -> bool:
     return False
 
@@ -414,12 +437,9 @@ class _Analysis:
                     is_cancelled=self.is_cancelled,
                 )
         warnings = [w for r in results for w in r.warnings]
-        mismatches = sum(r.winding_mismatches for r in results)
-        if mismatches:
-            warnings.append(
-                f"{mismatches} loops wound against the convention (counter-clockwise solid, "
-                "clockwise hole); nesting decided their role"
-            )
+        winding = winding_warning(results)
+        if winding is not None:
+            warnings.append(winding)
         with self.timer.stage("summary"):
             info = build_platform_info(
                 build_id=self.build_id,
