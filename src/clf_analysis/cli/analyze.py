@@ -99,8 +99,9 @@ def _is_path(text: str) -> bool:
     return os.sep in text or "/" in text or text in (".", "..")
 
 
-def _package_of_folder(folder: Path) -> Path:
-    """The package the service would choose in `folder` (the user's own path, resolved)."""
+def _package_of_folder(text: str) -> Path:
+    """The package the service would choose in the folder `text` (the user's own path,
+    resolved); errors name it as typed."""
     from clf_analysis.build.discovery import (
         BuildNotFound,
         BuildRefused,
@@ -109,17 +110,17 @@ def _package_of_folder(folder: Path) -> Path:
     )
     from clf_analysis.build.share import BuildFolder
 
-    real = folder.resolve()
+    real = Path(text).resolve()
     if real == real.parent:
-        raise TargetError(f"{folder}: put the package in a folder of its own")
+        raise TargetError(f"{text}: put the package in a folder of its own")
     build = BuildFolder(real.parent, real.name)
     try:
         with open_build_folder(build) as share:
             package = package_in(share, build)
     except BuildRefused as exc:
-        raise TargetError(f"{folder}: {str(exc).split(': ', 1)[-1]}") from None
+        raise TargetError(f"{text}: {str(exc).split(': ', 1)[-1]}") from None
     except BuildNotFound:
-        raise TargetError(f"{folder}: no .abp package in this folder; {USAGE_HINT}") from None
+        raise TargetError(f"{text}: no .abp package in this folder; {USAGE_HINT}") from None
     return real / (package.link or package.name)
 
 
@@ -141,14 +142,14 @@ def resolve_target(text: str, midas: Path) -> str | Path:
             return path
         raise TargetError(f"{text}: no such file or folder; {USAGE_HINT}")
     if path.is_dir() and _is_path(text):
-        return _package_of_folder(path)
+        return _package_of_folder(text)
     if path.is_file():
         raise TargetError(f"{text}: not a build package (.abp); {USAGE_HINT}")
     try:
         build_id = validate_build_id(text)
     except InvalidBuildId as exc:
         if path.is_dir():  # "my build": not an id, but a folder here
-            return _package_of_folder(path)
+            return _package_of_folder(text)
         raise TargetError(f"{exc}; {USAGE_HINT}") from None
     # A folder of that name here is probably what was meant: say how to name it.
     hint = f"; for the folder ./{text} here, write: clf-analysis analyze ./{text}"
