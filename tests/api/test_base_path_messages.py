@@ -35,7 +35,9 @@ def test_an_unknown_build_says_where_it_was_looked_for(
         client.post("/api/analyze", json={"build_id": "nope"}),
     ):
         body = assert_problem(response, 404)
-        assert body["detail"] == f"build nope not found under {midas} (no folder or no .abp package)"
+        assert body["detail"] == (
+            f"build nope not found under {midas} (no folder or no .abp package)"
+        )
         assert body["midas_base_path"] == str(midas)
         assert body["build_id"] == "nope"
     assert not (midas / "nope").exists()

@@ -128,9 +128,7 @@ def test_inspect_of_a_package_marks_the_excluded_files(package: Path, tmp_path: 
     done = run_cli("inspect", str(package))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].endswith(
-        "excluded by the folder rules of default_exclusions.json (packaged)"
-    )
+    assert lines[0].endswith("excluded by the folder rules of default_exclusions.json (packaged)")
     assert lines[1].split()[-2:] == ["excluded", "by"]
     coupon = next(line for line in lines if line.lstrip().startswith("Coupon 1 "))
     assert coupon.endswith(" Coupon")
