@@ -27,22 +27,22 @@ demo-ui: $(STAMP)
 	$(BIN)/clf-analysis demo --out demo-out --view --port $(DEMO_PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench clf_analysis_api.py setup.py
-	$(BIN)/ruff format --check src tests bench clf_analysis_api.py setup.py
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests bench docs/examples clf_analysis_api.py setup.py
+	$(BIN)/ruff format --check src tests bench docs/examples clf_analysis_api.py setup.py
+	$(BIN)/mypy src docs/examples
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench clf_analysis_api.py setup.py
-	$(BIN)/ruff format --check src tests bench clf_analysis_api.py setup.py
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests bench docs/examples clf_analysis_api.py setup.py
+	$(BIN)/ruff format --check src tests bench docs/examples clf_analysis_api.py setup.py
+	$(BIN)/mypy src docs/examples
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench clf_analysis_api.py setup.py
-	$(BIN)/ruff check --fix src tests bench clf_analysis_api.py setup.py
+	$(BIN)/ruff format src tests bench docs/examples clf_analysis_api.py setup.py
+	$(BIN)/ruff check --fix src tests bench docs/examples clf_analysis_api.py setup.py
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy src docs/examples
 
 # Every benchmark runs and prints its figures; the exit status is non-zero when one of
 # them missed a goal.
