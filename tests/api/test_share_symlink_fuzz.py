@@ -28,8 +28,8 @@ from flask.testing import FlaskClient
 
 from clf_analysis.api import create_app
 from clf_analysis.config import load_settings
+from clf_analysis.jobs.child import error_from_exception
 from clf_analysis.jobs.store import JobStore
-from clf_analysis.jobs.worker import error_from_exception
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.run import RunOptions, run
