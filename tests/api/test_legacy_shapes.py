@@ -1,4 +1,5 @@
-"""Every legacy route answers the shape LEGACY_API.md fixes (new members allowed)."""
+"""Every legacy route answers the shape docs/API.md#the-legacy-routes describes (new
+members allowed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Builders shared by the CLF tests: the spec's worked example and small generated files."""
+"""Builders shared by the CLF tests: the worked example of docs/FORMAT.md and small
+generated files."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def f32(*values: float) -> bytes:
     return struct.pack(f"<{len(values)}f", *values)
 
 
-# The 188-byte worked example of spec §7, transcribed from the annotated listing.
+# The 188-byte file of docs/FORMAT.md#worked-example (its listing without the WEB cluster).
 WORKED_EXAMPLE = b"".join(
     [
         bytes.fromhex("00 20 68"),

@@ -1,9 +1,11 @@
-"""Every malformed case of spec §5 ends in one CLFFormatError naming file, offset, expectation.
+"""Every malformed case of docs/FORMAT.md#errors ends in one CLFFormatError naming file,
+offset, expectation.
 
-Byte positions refer to the spec's worked example: layer at 107 (body 110), point count
-value at 118, cluster at 119 (model id value 123, type value 126), polygon at 127 (type
-value 131, format value 134, count value 137), point buffer body at 141, seek table at 173
-(its entry's layer offset value at 186), header child 5 value at 105-106.
+Byte positions refer to the 188-byte file of docs/FORMAT.md#worked-example (the example
+without its WEB cluster): layer at 107 (body 110), point count value at 118, cluster at
+119 (model id value 123, type value 126), polygon at 127 (type value 131, format value
+134, count value 137), point buffer body at 141, seek table at 173 (its entry's layer
+offset value at 186), header child 5 value at 105-106.
 """
 
 from __future__ import annotations

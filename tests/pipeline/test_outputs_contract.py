@@ -148,7 +148,8 @@ def test_holes_view_statistics_count_the_holes_at_that_height(analysed):
         )
 
     assert views[5.0]["holes_statistics"]["total_holes"] == holes_at(5.0)
-    # Spec §4: 0 mm lies in the files' boxes and the first layer is within one thickness.
+    # docs/FORMAT.md#finding-the-layer-at-a-height: 0 mm lies in the files' boxes and the
+    # first layer is within one thickness.
     assert views[0.0]["holes_statistics"]["total_holes"] == holes_at(0.05) > 0
 
 

@@ -61,7 +61,8 @@ def validate_build_id(value: str | int) -> str:
 
 
 def choose_package(names: list[str], build_id: str) -> str | None:
-    """Spec rule: the first sorted name that contains the build id, else the first sorted."""
+    """The rule of docs/FORMAT.md#the-abp-build-package: the first sorted name that
+    contains the build id, else the first sorted."""
     ordered = sorted(names)
     for name in ordered:
         if build_id in name:
@@ -121,7 +122,7 @@ def resolve_package_link(share: ShareDir, folder: BuildFolder, name: str) -> Bui
 
 
 def package_in(share: ShareDir, folder: BuildFolder) -> BuildPackage:
-    """The package of an open build folder, chosen by the spec rule among its `.abp` files
+    """The package of an open build folder, chosen by `choose_package` among its `.abp` files
     and links (see `resolve_package_link`); folders and special files are not packages."""
     names = [
         entry.name

@@ -1,7 +1,7 @@
 """Folder exclusions: which part files of a build are not analysed.
 
 The list is site configuration, kept in a JSON file (setting `EXCLUSIONS_FILE`; without
-it the packaged `default_exclusions.json` holds the list of the format spec):
+it the packaged `default_exclusions.json` holds the list of docs/FORMAT.md#the-abp-build-package):
 
     {"folder_exclusions": ["_Support", "Coupon", "..."]}
 

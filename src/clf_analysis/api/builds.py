@@ -139,11 +139,15 @@ def list_builds() -> Response:
         )
     except OSError as exc:
         log.error("cannot list MIDAS_BASE_PATH %s: %s", base, exc)
+        # The base path is the operator's setting, not something of the share: naming it
+        # (and why it failed) is what makes a wrong or missing mount obvious.
         raise ApiError(
             503,
             "Service Unavailable",
-            "the builds folder cannot be read",
+            f"the builds folder {base} (MIDAS_BASE_PATH) cannot be read: "
+            f"{(exc.strerror or type(exc).__name__).lower()}",
             kind="builds-unreadable",
+            midas_base_path=str(base),
         ) from None
     valid = []
     for name in names:

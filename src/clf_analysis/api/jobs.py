@@ -193,14 +193,21 @@ def _submit(build_id: str, params: AnalysisParams) -> Response:
         # the legacy service made an empty folder for every mistyped id.
         find_build_package(svc.settings.midas_base_path, build_id)
     except BuildNotFound as exc:
-        # A refused link is named (share-relative), so the operator knows what to fix.
-        detail = (
-            str(exc)
-            if isinstance(exc, BuildRefused)
-            else f"build {build_id} not found (no folder or no .abp package)"
-        )
+        # A refused link is named (share-relative), so the operator knows what to fix; a
+        # missing build says where it was looked for (MIDAS_BASE_PATH, the operator's
+        # setting), so a wrong or missing mount is obvious.
+        if isinstance(exc, BuildRefused):
+            raise ApiError(
+                404, "Not Found", str(exc), kind="build-not-found", build_id=build_id
+            ) from None
+        base = svc.settings.midas_base_path
         raise ApiError(
-            404, "Not Found", detail, kind="build-not-found", build_id=build_id
+            404,
+            "Not Found",
+            f"build {build_id} not found under {base} (no folder or no .abp package)",
+            kind="build-not-found",
+            build_id=build_id,
+            midas_base_path=str(base),
         ) from None
     wanted = params.canonical()
     outcome = svc.store.submit(

@@ -11,7 +11,7 @@
  * general Python code, which produces every error and warning. So the C path only has
  * to be right about what it accepts (tests compare both paths on mutated files).
  *
- * The layout accepted (spec section numbers as in CLF_FORMAT.md):
+ * The layout accepted (the sections of docs/FORMAT.md#file-layout):
  *   layer      02 len                       (len: an lf_int of any width)
  *     z        00 04 <float32 LE>           (finite)
  *     count    01 w <lf_int of w = 1..3 bytes, its first byte announcing w>

@@ -1,4 +1,4 @@
-"""lf_int: the format's variable-length unsigned integer (spec §1)."""
+"""lf_int: the format's variable-length unsigned integer (docs/FORMAT.md#primitives)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Which layer of a file answers a height: the rules of spec §4, vectorised.
+"""Which layer of a file answers a height, vectorised: the rules of
+docs/FORMAT.md#finding-the-layer-at-a-height.
 
 `CLFFile.find` and the pipeline (which maps a whole build's layer grid onto each file
 without re-opening it) share this one implementation.

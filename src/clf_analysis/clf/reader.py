@@ -1,4 +1,4 @@
-"""Reading CLF files (spec §1–§5): lazy open, layers by index or height, z-order iteration.
+"""Reading CLF files (docs/FORMAT.md): lazy open, layers by index or height, z-order iteration.
 
 Opening parses the header and the seek table only; each layer is decoded when asked for,
 its point buffer in one `np.frombuffer` call, its loops as views of that buffer. Paths are
@@ -533,7 +533,8 @@ class CLFFile:
             yield self._parse_layer(offset, z)
 
     def find(self, z: float) -> Layer:
-        """The layer at height z by the rules of spec §4; an empty Layer where there is none.
+        """The layer at height z (docs/FORMAT.md#finding-the-layer-at-a-height); an empty
+        Layer where there is none.
 
         Outside the file box's z range (inclusive) or farther than `thickness` from every
         layer: empty. Otherwise the nearest layer; equal distances (within float32
@@ -585,7 +586,7 @@ class CLFFile:
         return _walk_layer(self._buf.data, offset, self.models)
 
     def _read_layer(self, offset: int) -> _DecodedLayer:
-        """Decode a layer in any layout the spec allows, or raise the error that it breaks."""
+        """Decode a layer in any layout the format allows, or raise the error that it breaks."""
         buf = self._buf
         data = buf.data
         section = buf.section

@@ -1,4 +1,4 @@
-"""Writing CLF files (spec §2): header, layers, seek table, end marker."""
+"""Writing CLF files (docs/FORMAT.md#file-layout): header, layers, seek table, end marker."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def _default_box(zs: list[float], loops: list[np.ndarray], thickness: float) -> 
     else:
         x0 = y0 = x1 = y1 = 0.0
     if zs:
-        # A layer at z covers (z - thickness, z], as in the spec's worked example.
+        # A layer at z covers (z - thickness, z], as in docs/FORMAT.md#worked-example.
         z0 = float(np.float32(min(zs)) - np.float32(thickness))
         z1 = max(zs)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,10 +13,13 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "analyze",
         help="analyse a build in the foreground and publish its outputs",
-        description="Analyse a build (an id under MIDAS_BASE_PATH, or a path to an .abp) and "
-        "write clf_analysis/ next to the package.",
+        description="Analyse a build and write clf_analysis/ next to its package. BUILD is "
+        "a build id under --midas (MIDAS_BASE_PATH), a path to an .abp package, or a path "
+        "to a folder holding one (the package is chosen as the service chooses it).",
     )
-    p.add_argument("build", help="build id under --midas, or a path to a .abp file")
+    p.add_argument(
+        "build", metavar="BUILD", help="build id under --midas, an .abp file, or a folder with one"
+    )
     p.add_argument("--midas", type=Path, default=None, help="MIDAS base path (MIDAS_BASE_PATH)")
     p.add_argument("--holes-interval", type=float, default=10.0, help="mm between holes views (10)")
     p.add_argument("--composite", action="store_true", help="also write composite views")
@@ -25,6 +29,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--processes", type=int, default=None, help="processes (ANALYSIS_PROCESSES)")
     p.add_argument("--exclusions", type=Path, default=None, help="folder exclusions JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--verbose", action="store_true", help="also show the pipeline's log lines (LOG_LEVEL)"
+    )
     p.set_defaults(func=run)
 
 
@@ -78,6 +85,83 @@ def report_lines(info: dict[str, Any], output_dir: str, duration_seconds: float)
     return lines
 
 
+EXIT_USAGE = 2
+USAGE_HINT = (
+    "give a build id under MIDAS_BASE_PATH (or --midas), an .abp file, or a folder holding one"
+)
+
+
+class TargetError(Exception):
+    """BUILD names nothing that can be analysed; the message says what to pass instead."""
+
+
+def _is_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text in (".", "..")
+
+
+def _package_of_folder(text: str) -> Path:
+    """The package the service would choose in the folder `text` (the user's own path,
+    resolved); errors name it as typed."""
+    from clf_analysis.abp.discovery import open_build_folder, package_in
+    from clf_analysis.abp.errors import BuildNotFound, BuildRefused
+    from clf_analysis.abp.share import BuildFolder
+
+    real = Path(text).resolve()
+    if real == real.parent:
+        raise TargetError(f"{text}: put the package in a folder of its own")
+    build = BuildFolder(real.parent, real.name)
+    try:
+        with open_build_folder(build) as share:
+            package = package_in(share, build)
+    except BuildRefused as exc:
+        raise TargetError(f"{text}: {str(exc).split(': ', 1)[-1]}") from None
+    except BuildNotFound:
+        raise TargetError(f"{text}: no .abp package in this folder; {USAGE_HINT}") from None
+    return real / (package.link or package.name)
+
+
+def resolve_target(text: str, midas: Path) -> str | Path:
+    """What to analyse: a build id (str) under `midas`, or the path of a package."""
+    from clf_analysis.abp.discovery import find_build_package, validate_build_id
+    from clf_analysis.abp.errors import BuildNotFound, BuildRefused, InvalidBuildId
+
+    path = Path(text)
+    if path.suffix.lower() == ".abp" or (_is_path(text) and not path.is_dir()):
+        if path.is_file():
+            if path.suffix.lower() != ".abp":
+                raise TargetError(f"{text}: not a build package (.abp); {USAGE_HINT}")
+            return path
+        raise TargetError(f"{text}: no such file or folder; {USAGE_HINT}")
+    if path.is_dir() and _is_path(text):
+        return _package_of_folder(text)
+    if path.is_file():
+        raise TargetError(f"{text}: not a build package (.abp); {USAGE_HINT}")
+    try:
+        build_id = validate_build_id(text)
+    except InvalidBuildId as exc:
+        if path.is_dir():  # "my build": not an id, but a folder here
+            return _package_of_folder(text)
+        raise TargetError(f"{exc}; {USAGE_HINT}") from None
+    # A folder of that name here is probably what was meant: say how to name it.
+    hint = f"; for the folder ./{text} here, write: clf-analysis analyze ./{text}"
+    hint = hint if path.is_dir() else ""
+    if not midas.is_dir():
+        raise TargetError(
+            f"build {build_id}: the builds folder {midas} does not exist or is no folder "
+            f"(set MIDAS_BASE_PATH or --midas){hint}"
+        )
+    try:
+        find_build_package(midas, build_id)
+    except BuildRefused:
+        return build_id  # the run names the refused link, as the service does
+    except BuildNotFound as exc:
+        raise TargetError(
+            f"build {build_id} not found under {midas} (MIDAS_BASE_PATH or --midas): "
+            f"{str(exc).split(': ', 1)[-1]}{hint}"
+        ) from None
+    return build_id
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -86,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.abp.share import BuildFolder
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.layout import OUTPUT_DIR, PLATFORM_INFO
+    from clf_analysis.logs import configure_logging
     from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
     from clf_analysis.pipeline.job import run_options
     from clf_analysis.pipeline.params import AnalysisParams
@@ -103,11 +188,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"clf-analysis analyze: {exc}", file=sys.stderr)
         return 2
     midas = args.midas or settings.midas_base_path
+    try:
+        target = resolve_target(args.build, midas)
+    except TargetError as exc:
+        print(f"clf-analysis analyze: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # The pipeline logs for the service's operators; here its failure is printed once,
+    # below, and what it warns about is in the report's warnings.
+    configure_logging(settings.log_level if args.verbose else "ERROR", "text")
     options = run_options(settings, exclusions, processes=args.processes)
     bar = ProgressBar(sys.stderr)
     try:
         result = run_analysis(
-            args.build,
+            target,
             params,
             midas_base_path=midas,
             options=options,

@@ -18,7 +18,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--url",
         default=None,
-        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300)",
+        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300; "
+        "HOST:PORT means http://HOST:PORT)",
     )
     p.add_argument("--token", default=None, help="API token (default: API_TOKEN)")
     p.add_argument("--state", default=None, help="list only jobs in this state")
@@ -28,33 +29,47 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+HEADER = f"{'job id':<36}  {'build':<12} {'state':<9} {'progress':>8}  created"
+
+
 def _row(job: dict[str, Any]) -> str:
     progress = job.get("progress") or {}
     return (
-        f"{job['job_id']}  {job['build_id']:<12} {job['status']:<9} "
-        f"{float(progress.get('percent') or 0):5.1f}%  {job.get('created_at') or ''}"
+        f"{job['job_id']:<36}  {job['build_id']:<12} {job['status']:<9} "
+        f"{float(progress.get('percent') or 0):7.1f}%  {job.get('created_at') or ''}"
     )
 
 
+def job_lines(job: dict[str, Any]) -> list[str]:
+    """One job: its row, then what it is doing now or how it ended."""
+    lines = [HEADER, _row(job)]
+    progress = job.get("progress") or {}
+    if job["status"] in ("queued", "running"):
+        # Only news while the job runs: a finished job's stage is just where it last was.
+        if progress.get("stage"):
+            lines.append(f"  stage: {progress['stage']} {progress.get('message') or ''}".rstrip())
+    elif job.get("finished_at"):
+        lines.append(f"  finished: {job['finished_at']}")
+    if job.get("result") is not None:
+        lines.append(f"  result: {json.dumps(job['result'])}")
+    if job.get("error") is not None:
+        lines.append(f"  error: {job['error'].get('message')}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
     from clf_analysis.cli.client import ApiClient, ClientError
 
-    client = ApiClient.from_args(args.url, args.token)
     try:
+        client = ApiClient.from_args(args.url, args.token)
         if args.job_id:
-            body = client.json("GET", f"/api/jobs/{args.job_id}")
+            body = client.json("GET", f"/api/jobs/{quote(args.job_id, safe='')}")
             if args.json:
                 print(json.dumps(body, indent=2))
                 return 0
-            job = body["job"]
-            print(_row(job))
-            progress = job.get("progress") or {}
-            if progress.get("stage"):
-                print(f"  stage: {progress['stage']} {progress.get('message') or ''}".rstrip())
-            if job.get("result") is not None:
-                print(f"  result: {json.dumps(job['result'])}")
-            if job.get("error") is not None:
-                print(f"  error: {job['error'].get('message')}")
+            print("\n".join(job_lines(body["job"])))
             return 0
         body = client.jobs(state=args.state, build_id=args.build_id, limit=args.limit)
     except ClientError as exc:
@@ -63,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
+    if body["jobs"]:
+        print(HEADER)
     for job in body["jobs"]:
         print(_row(job))
     print(f"{body['count']} of {body['total']} jobs", file=sys.stderr)

@@ -112,6 +112,19 @@ def _fmt_duration(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}s"
 
 
+def render_job(job: dict[str, Any]) -> str:
+    """One job of the report (`--job`): its state, parameters, error and every event."""
+    lines = [f"Job {job['job_id']} (build {job['build_id']}): {job['state']}"]
+    lines.append(f"  params: {json.dumps(job['params'], sort_keys=True)}")
+    if job["error_detail"]:
+        lines.append(f"  error: {json.dumps(job['error_detail'], sort_keys=True)}")
+    lines.append("  events:")
+    for e in job["events"]:
+        detail = json.dumps(e["detail"], sort_keys=True) if e["detail"] else ""
+        lines.append(f"    {e['at']}  {e['kind']:16} {detail}")
+    return "\n".join(lines)
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = ["Jobs by state: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items())]
     age = report["oldest_queued_age_seconds"]
@@ -141,20 +154,6 @@ def render_text(report: dict[str, Any]) -> str:
                 f"  {j['job_id']}  build {j['build_id']}  {detail.get('type', '?')}: "
                 f"{detail.get('message', '')}"
             )
-    if "job" in report:
-        lines.append("")
-        job = report["job"]
-        if job is None:
-            lines.append("Job not found.")
-        else:
-            lines.append(f"Job {job['job_id']} (build {job['build_id']}): {job['state']}")
-            lines.append(f"  params: {json.dumps(job['params'], sort_keys=True)}")
-            if job["error_detail"]:
-                lines.append(f"  error: {json.dumps(job['error_detail'], sort_keys=True)}")
-            lines.append("  events:")
-            for e in job["events"]:
-                detail = json.dumps(e["detail"], sort_keys=True) if e["detail"] else ""
-                lines.append(f"    {e['at']}  {e['kind']:16} {detail}")
     return "\n".join(lines)
 
 
@@ -180,8 +179,12 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
-    else:
+    elif args.job is None:
         print(render_text(report))
+    elif report["job"] is not None:
+        # Asked about one job: that job only, not the whole store around it.
+        print(render_job(report["job"]))
     if args.job is not None and report["job"] is None:
+        print(f"clf-analysis report: job {args.job} not found", file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clf_analysis.cli.client import ApiClient
+
+EXIT_USAGE = 2
 
 
 def register(subparsers: Any) -> None:
@@ -13,13 +18,15 @@ def register(subparsers: Any) -> None:
         "submit",
         help="submit an analysis to the service over HTTP",
         description="Submit an analysis of a build to a running service. With --wait, show "
-        "progress on stderr; exit 0 when completed, 1 when failed, cancelled or refused.",
+        "progress on stderr and end with where the results are; exit 0 when completed, "
+        "1 when failed, cancelled or refused, 2 for a build id that cannot be one.",
     )
-    p.add_argument("build_id", help="build folder name under MIDAS_BASE_PATH")
+    p.add_argument("build_id", help="build folder name under the service's MIDAS_BASE_PATH")
     p.add_argument(
         "--url",
         default=None,
-        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300)",
+        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300; "
+        "HOST:PORT means http://HOST:PORT)",
     )
     p.add_argument("--token", default=None, help="API token (default: API_TOKEN)")
     p.add_argument("--holes-interval", type=float, default=None, metavar="MM")
@@ -30,18 +37,44 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from clf_analysis.cli.client import ApiClient, ClientError, progress_bar
-    from clf_analysis.jobs import JobState
+def _fail(message: str, code: int = 1) -> int:
+    print(f"clf-analysis submit: {message}", file=sys.stderr)
+    return code
 
-    client = ApiClient.from_args(args.url, args.token)
+
+def completed_lines(client: ApiClient, job: dict[str, Any]) -> list[str]:
+    """Where a completed job's results are: on the share, over HTTP, in the viewer."""
+    result = job.get("result") or {}
+    build_id = job["build_id"]
+    lines = []
+    if result.get("output_relpath"):
+        where = f"{result['output_relpath']} under the service's MIDAS_BASE_PATH"
+        if result.get("output_dir"):
+            where += f" ({result['output_dir']} on its host)"
+        lines.append(f"results  {where}")
+    lines.append(f"summary  {client.base_url}/api/builds/{build_id}/results")
+    lines.append(f"viewer   {client.viewer_url(build_id)}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from clf_analysis.abp.discovery import validate_build_id
+    from clf_analysis.abp.errors import InvalidBuildId
+    from clf_analysis.cli.client import ApiClient, ClientError
+
+    try:
+        # Checked here as the service would: a path like ../etc never reaches a URL.
+        build_id = validate_build_id(args.build_id)
+    except InvalidBuildId as exc:
+        return _fail(f"{exc} (a build id is a folder name under MIDAS_BASE_PATH)", EXIT_USAGE)
     params: dict[str, Any] = {}
     if args.holes_interval is not None:
         params["holes_interval"] = args.holes_interval
     if args.composite:
         params["create_composite_views"] = True
     try:
-        accepted = client.submit(args.build_id, params, args.idempotency_key)
+        client = ApiClient.from_args(args.url, args.token)
+        accepted = client.submit(build_id, params, args.idempotency_key)
         job_id = accepted["job_id"]
         if not args.wait:
             if args.json:
@@ -50,28 +83,44 @@ def run(args: argparse.Namespace) -> int:
                 note = " (existing job)" if accepted.get("deduplicated") else ""
                 print(f"{job_id} {accepted['job']['status']}{note}")
             return 0
-        print(f"job {job_id} for build {accepted['build_id']}", file=sys.stderr)
-        last: list[Any] = [None]
+    except ClientError as exc:
+        return _fail(str(exc))
+    return follow(client, accepted, as_json=args.json)
 
-        def show(job: dict[str, Any]) -> None:
-            key = (
-                job["status"],
-                job["progress"].get("percent"),
-                job["progress"].get("stage"),
-                job["progress"].get("message"),
-            )
-            if key != last[0]:
-                last[0] = key
-                progress_bar(job)
 
+def follow(
+    client: ApiClient, accepted: dict[str, Any], *, as_json: bool, links: bool = True
+) -> int:
+    """Show an accepted job's progress until it ends, then how it ended (and, completed,
+    where its results are unless `links` is false); the exit code of `submit --wait`."""
+    from clf_analysis.cli.client import ClientError, progress_bar
+    from clf_analysis.jobs import JobState
+
+    job_id = accepted["job_id"]
+    print(f"job {job_id} for build {accepted['build_id']}", file=sys.stderr)
+    last: list[Any] = [None]
+
+    def show(job: dict[str, Any]) -> None:
+        key = (
+            job["status"],
+            job["progress"].get("percent"),
+            job["progress"].get("stage"),
+            job["progress"].get("message"),
+        )
+        if key != last[0]:
+            last[0] = key
+            progress_bar(job)
+
+    try:
         job = client.wait(job_id, on_update=show)
     except ClientError as exc:
-        print(f"clf-analysis submit: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
+        return _fail(str(exc))
+    if as_json:
         print(json.dumps(job, indent=2))
     else:
         print(f"{job_id} {job['status']}")
+        if job["status"] == JobState.COMPLETED and links:
+            print("\n".join(completed_lines(client, job)))
         if job["status"] == JobState.FAILED:
             print(f"error: {(job.get('error') or {}).get('message')}", file=sys.stderr)
     return 0 if job["status"] == JobState.COMPLETED else 1

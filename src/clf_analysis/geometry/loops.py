@@ -5,7 +5,7 @@ knowledge. The pipeline calls `analyze_loops` ~100,000 times per build, so the w
 done on one concatenated vertex array and on shapely geometry arrays, never per vertex in
 Python.
 
-Rules (../shared/spec/OUTPUTS.md, "Holes" and "Closed vs open"):
+Rules (docs/OUTPUTS.md#words-used-below, "Hole" and "Closed path"):
 
 * A loop contained in an odd number of other loops is a hole; its parent is the smallest
   loop that contains it. Winding (counter-clockwise solid, clockwise hole) is only a

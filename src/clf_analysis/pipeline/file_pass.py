@@ -178,8 +178,9 @@ def run_file_pass(
                 _check(is_cancelled)
                 z = float(clf.zs[i])  # named in errors, also when the layer fails to parse
                 if i and clf.zs[i] == clf.zs[i - 1]:
-                    # The §4 lookup answers a height with the first of equal layers; the
-                    # others are never published, so they must not count either.
+                    # The lookup (docs/FORMAT.md#finding-the-layer-at-a-height) answers a
+                    # height with the first of equal layers; the others are never
+                    # published, so they must not count either.
                     duplicates.append(z)
                     continue
                 layer = clf.layer(i)

@@ -141,6 +141,29 @@ class _Timer:
             self.timings[name] = round(time.perf_counter() - t0, 3)
 
 
+# Files named in one warning; the rest are counted.
+MAX_FILES_NAMED = 10
+
+
+def winding_warning(results: list[FilePassResult]) -> str | None:
+    """The warning about loops wound against the convention, naming the files they are in
+    (folder/name relative to Models/, most affected first), or None when there are none."""
+    affected = sorted(
+        ((r.winding_mismatches, r.part.key.lstrip("/")) for r in results if r.winding_mismatches),
+        key=lambda item: (-item[0], item[1]),
+    )
+    if not affected:
+        return None
+    total = sum(n for n, _ in affected)
+    named = ", ".join(f"{key} ({n})" for n, key in affected[:MAX_FILES_NAMED])
+    if len(affected) > MAX_FILES_NAMED:
+        named += f" and {len(affected) - MAX_FILES_NAMED} more files"
+    return (
+        f"{total} loops wound against the convention (counter-clockwise solid, clockwise "
+        f"hole) in {named}; nesting decided their role"
+    )
+
+
 def _never() -> bool:
     return False
 
@@ -556,12 +579,9 @@ def _build_stats(results: list[FilePassResult]) -> BuildStats:
 def _warnings(results: list[FilePassResult]) -> list[str]:
     """The warnings of every file, and one for loops wound against the convention."""
     warnings = [w for r in results for w in r.warnings]
-    mismatches = sum(r.winding_mismatches for r in results)
-    if mismatches:
-        warnings.append(
-            f"{mismatches} loops wound against the convention (counter-clockwise solid, "
-            "clockwise hole); nesting decided their role"
-        )
+    winding = winding_warning(results)
+    if winding is not None:
+        warnings.append(winding)
     return warnings
 
 

@@ -130,7 +130,7 @@ def _xy_bounds(segments: list[d.Segment]) -> tuple[float, float, float, float]:
 
 def _box(segments: list[d.Segment], thickness: float) -> Box:
     x0, y0, x1, y1 = _xy_bounds(segments)
-    # A layer at z covers (z - thickness, z], as in the spec's worked example.
+    # A layer at z covers (z - thickness, z], as in docs/FORMAT.md#worked-example.
     z0 = (segments[0].k_from - 1) * thickness
     return Box(x0, y0, z0, x1, y1, segments[-1].k_to * thickness)
 
