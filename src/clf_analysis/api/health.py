@@ -14,6 +14,7 @@ from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import HealthResponse, ServiceInfo
 from clf_analysis.api.service import service
 from clf_analysis.jobs.models import JOB_STATES
+from clf_analysis.share_check import check_share
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -92,6 +93,19 @@ def readyz() -> Response:
             kind="store-unavailable",
             headers={"Retry-After": "5"},
         ) from None
+    # Every job needs the share: without it the service is up but of no use, and the
+    # answer says why (path and uid) so that the fix is obvious from a health check.
+    share = check_share(svc.settings.midas_base_path)
+    if not share.ok:
+        log.warning("readiness: %s", share.problem)
+        raise ApiError(
+            503,
+            "Service Unavailable",
+            share.problem or "build share unusable",
+            kind="share-unavailable",
+            headers={"Retry-After": "5"},
+            share=share.to_dict(),
+        )
     return jsonify({"status": "ready"})
 
 
@@ -119,6 +133,7 @@ def info() -> Response:
                 "max_attempts": svc.settings.max_attempts,
                 "job_store": svc.store_kind,
             },
+            "share": check_share(svc.settings.midas_base_path).to_dict(),
         }
     )
 

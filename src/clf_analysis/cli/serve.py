@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
         return 2
     from clf_analysis.cli.worker import configure_logging, startup_problem
+    from clf_analysis.share_check import check_share, log_share_status
 
     if not args.no_embedded_workers and settings.worker_concurrency > 0:
         problem = startup_problem(settings, args.runner)
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
 
     configure_logging(settings.log_level, settings.log_format)
+    log_share_status(check_share(settings.midas_base_path), log)
     return Supervisor(settings, args).run()
 
 

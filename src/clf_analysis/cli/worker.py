@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.jobs.store import JobStore
     from clf_analysis.jobs.worker import DEFAULT_RUNNER, Worker
+    from clf_analysis.share_check import check_share, log_share_status
 
     try:
         if args.concurrency is None:
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("clf_analysis.worker")
+    log_share_status(check_share(settings.midas_base_path), log)
 
     store = JobStore.connect(settings.job_store_url)
     instance_id = f"worker-{uuid.uuid4().hex[:12]}"

@@ -17,6 +17,7 @@ from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.run import RunOptions, run
 from clf_analysis.render.plate import Plate
+from clf_analysis.share_check import build_folder_problem
 
 
 def processes_per_job(settings: Settings, cpu_count: int | None = None) -> int:
@@ -64,6 +65,11 @@ def run_job(
 ) -> dict[str, Any]:
     """Run one analysis job with the service's settings; returns the job result."""
     settings = load_settings()
+    # Checked before anything is read: a share this uid cannot write would otherwise
+    # fail at the first lock or temp file with a bare "Permission denied".
+    problem = build_folder_problem(settings.midas_base_path, build_id)
+    if problem is not None:
+        raise AnalysisError(problem, stage="prepare", kind="share_not_writable")
     result = run(
         build_id,
         AnalysisParams.model_validate(dict(params)),
