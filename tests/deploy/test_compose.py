@@ -314,7 +314,9 @@ def test_postgres_profile_wiring():
     pg = [n for n, s in services.items() if "postgres" in (s.get("profiles") or [])]
     assert pg == ["clf-postgres"]
     server = services["clf-postgres"]
-    assert str(server["image"]).startswith("postgres:")
+    # The official image unless the operator names another one.
+    assert interpolate(str(server["image"]), {}) == "postgres:17"
+    assert interpolate(str(server["image"]), {"CLF_POSTGRES_IMAGE": "pg:x"}) == "pg:x"
     assert "ports" not in server, "the job store is not published on the host"
     assert server["volumes"][0]["type"] == "volume"
     dep = services[API]["depends_on"]["clf-postgres"]
