@@ -255,6 +255,8 @@ def test_state_is_a_named_volume_outside_the_share(compose):
         assert not Path(state).is_relative_to(midas), f"{name}: STATE_DIR under the share"
         share = mounts[midas]
         assert share["type"] == "bind" and not share.get("read_only"), name
+        # A missing share is an error, never an empty folder made on the spot.
+        assert share["bind"]["create_host_path"] is False, name
         assert (
             share["source"] == ENVIRONMENTS["defaults"]["MIDAS_HOST_PATH"]
             or share["source"] == ENVIRONMENTS["env-example"]["MIDAS_HOST_PATH"]
