@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +24,17 @@ FACTS: dict[str, str] = {}
 STARTED = time.monotonic()
 
 
-@pytest.fixture(scope="session")
-def engine(pytestconfig: pytest.Config) -> Iterator[Engine]:
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+PROVIDED: list[Engine] = []
+UNAVAILABLE: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Provide the engine before anything is collected. Without one the run is a single
+    line: skipped (exit 0) locally, failed (exit 1) under CI=true."""
+    config = session.config
+    if config.option.collectonly:
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
 
     def shown(line: str) -> None:
         with capture.global_and_fixture_disabled():
@@ -34,17 +43,32 @@ def engine(pytestconfig: pytest.Config) -> Iterator[Engine]:
 
     engine_module.progress = shown
     try:
-        provided = provide()
+        PROVIDED.append(provide())
     except EngineUnavailable as exc:
-        message = f"no Docker engine for the stack tests: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    FACTS.update(provided.facts)
-    try:
-        yield provided
-    finally:
+        reason = " ".join(f"no Docker engine for the stack tests: {exc}".split())
+        UNAVAILABLE.append(reason)
+        verdict = "FAILED (CI=true must run them)" if os.environ.get("CI") else "SKIPPED"
+        shown(f"{verdict}: {reason}")
+        return
+    FACTS.update(PROVIDED[0].facts)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if UNAVAILABLE else None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for provided in PROVIDED:
         provided.stop_daemon()
+    if UNAVAILABLE:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED if os.environ.get("CI") else 0
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    if not PROVIDED:
+        pytest.fail("no engine was provided at session start")
+    return PROVIDED[0]
 
 
 @pytest.fixture(scope="session")

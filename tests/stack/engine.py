@@ -112,8 +112,9 @@ def _install_debian_packages(missing: list[str]) -> None:
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], 900, env=env
     )
     if install.returncode != 0:
+        said = (install.stderr or update.stderr).strip().splitlines()
         raise EngineUnavailable(
-            f"apt-get install {' '.join(missing)} failed:\n{update.stderr}{install.stderr}"
+            f"apt-get install {' '.join(missing)} failed: {said[-1] if said else 'no message'}"
         )
 
 
@@ -133,7 +134,7 @@ def _client() -> str:
 def _reachable(client: str, env: dict[str, str]) -> bool:
     try:
         return _run([client, "info", "--format", "{{.ServerVersion}}"], 20, env=env).returncode == 0
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, OSError):
         return False
 
 
