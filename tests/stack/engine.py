@@ -67,7 +67,7 @@ class Engine:
     facts: dict[str, str] = field(default_factory=dict)
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 600, input: str | None = None
+        self, *args: str, check: bool = True, timeout: float = 600, cwd: Path = REPO
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [self.client, *args],
@@ -75,8 +75,7 @@ class Engine:
             capture_output=True,
             text=True,
             timeout=timeout,
-            input=input,
-            cwd=REPO,
+            cwd=cwd,
         )
         if check and proc.returncode != 0:
             raise AssertionError(

@@ -43,8 +43,15 @@ def test_a_share_the_container_user_cannot_write(clean: Stack) -> None:
     clean.add_build(share, "ro-1")
     before = sorted(p.name for p in (share / "ro-1").iterdir())
     env = clean.env_file("root-share", MIDAS_HOST_PATH=str(share))
-    # No --wait: the API is not ready and says why.
-    clean.compose(env, "up", "--detach", API)
+    # `make up` fails: the API never becomes healthy, so the workers are not started.
+    done = clean.compose(env, "up", "--detach", "--wait", API, WORKER, check=False, timeout=300)
+    assert done.returncode != 0
+    assert (
+        "dependency failed to start: container "
+        "defect-detector-services-clf-abp-path-analysis-1 is unhealthy"
+    ) in done.stderr, done.stderr
+    assert clean.containers(WORKER) == []
+    # The API runs, not ready, and says why.
     answer = wait_for(
         lambda: (r := clean.get("/readyz")).status_code == 503 and r.json(), 120, "/readyz 503"
     )

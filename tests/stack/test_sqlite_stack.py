@@ -15,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from .stack import API, APP_GID, APP_UID, FRONTEND, FRONTEND_FILE, NETWORK, WORKER, Stack
+from .stack import (
+    API,
+    APP_GID,
+    APP_UID,
+    FRONTEND,
+    FRONTEND_FILE,
+    NETWORK,
+    PROJECT,
+    WORKER,
+    Stack,
+    wait_for,
+)
 
 ORIGIN = "http://defect-detect-fe:6200"
 NAMES = [
@@ -214,6 +225,25 @@ def test_either_file_up_or_down_leaves_the_other_files_containers_alone(run: Run
     stack.up_wait(run.env, API, WORKER)
     assert {**_running(stack, API), **_running(stack, WORKER)} == ours
     assert _running(stack, FRONTEND) == frontend
+
+
+def test_runbook_commands_work_by_project_name_from_any_directory(run: Run) -> None:
+    # docs/OPERATIONS.md's runbook: `docker compose -p defect-detector-services ...`,
+    # where no compose file is at hand.
+    engine, elsewhere = run.stack.engine, run.stack.run_dir
+
+    def by_name(*args: str) -> str:
+        return str(engine.run("compose", "-p", PROJECT, *args, cwd=elsewhere).stdout)
+
+    assert "serving on 0.0.0.0:6300" in by_name("logs", "--no-color", API)
+    probe = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:6300/readyz').read())"
+    assert "ready" in by_name("exec", "-T", API, "python", "-c", probe)
+    (before,) = run.stack.containers(API)
+    by_name("restart", API)
+    (after,) = run.stack.containers(API)
+    assert after["Id"] == before["Id"]
+    assert after["State"]["StartedAt"] != before["State"]["StartedAt"]
+    wait_for(lambda: run.stack.get("/readyz").status_code == 200, 120, "the API ready again")
 
 
 def test_a_killed_worker_s_job_is_requeued_and_finished_by_another(run: Run) -> None:
