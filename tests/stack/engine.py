@@ -3,10 +3,11 @@
 What these machines have and lack (and so what is done here):
 
 - No engine runs, and no container registry is reachable. Debian's `docker.io` package
-  brings one; its daemon is started here with `--iptables=false --ip-forward=false`, so
-  it changes neither the host's firewall nor its routing (containers then reach each
-  other and the host, but not the outside, which no test needs), and it is stopped again
-  at the end when this run started it. Its data root stays, and with it the cached base
+  brings one; its daemon is started here with `--iptables=false --ip-forward=false
+  --bridge=none`, so it changes neither the host's firewall, nor its routing, nor its
+  interfaces beyond the test's own network (containers then reach each other and the
+  host, but not the outside, which no test needs), and it is stopped again at the end
+  when this run started it. Its data root stays, and with it the cached base
   images and build cache for the next run.
 - The `docker` first on PATH may be a newer client without the buildx plugin, which then
   builds with the legacy builder (no `RUN --mount`). Debian's own client at
@@ -93,6 +94,10 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.daemon.kill()
             self.daemon.wait(10)
+        # The daemon leaves its handle on the host's network namespace mounted.
+        handle = Path("/run/docker/netns/default")
+        if handle.is_mount():
+            subprocess.run(["umount", str(handle)], capture_output=True, check=False)
 
 
 def _run(argv: list[str], timeout: float, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -162,7 +167,9 @@ def _start_daemon(client: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log(f"starting dockerd (log: {log_path})")
     with log_path.open("ab") as out:
         daemon = subprocess.Popen(
-            ["dockerd", "--iptables=false", "--ip-forward=false"],
+            # No default bridge (docker0) either: the tests use their own network, and
+            # nothing of the daemon's stays on the host's interfaces afterwards.
+            ["dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none"],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
