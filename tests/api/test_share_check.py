@@ -202,16 +202,16 @@ def test_worker_logs_the_share_problem_at_start(tmp_path: Path) -> None:
     lines: list[str] = []
     try:
         assert proc.stderr is not None
-        # Up to the line that says it runs (its signal handlers are installed by then).
+        # Up to "worker started": its signal handlers are installed by then.
         for line in proc.stderr:
             lines.append(line)
-            if "worker instance" in line or len(lines) > 20:
+            if "worker started" in line or len(lines) > 20:
                 break
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, lines
     # It still starts (and says why the share is unusable, first thing).
-    assert "worker instance" in lines[-1], lines
+    assert "worker started" in lines[-1], lines
     assert "ERROR" in lines[0] and f"build share {missing} does not exist" in lines[0], lines
 
 
