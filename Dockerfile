@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for every role of the service: the API (default command), the job workers
 # (`clf-analysis worker`) and the tools (`clf-analysis submit|query|report`).
 #
@@ -10,12 +8,23 @@
 # project, whose CLF layer walker is a C extension); stage 2 installs them from that
 # local wheel directory only, so the runtime image carries no compiler, no build backend
 # cache and no pip cache.
+#
+# There is no `# syntax=` line on purpose: it makes BuildKit pull a frontend image before
+# it builds anything, which fails where no registry is reachable. BuildKit's built-in
+# frontend already understands `RUN --mount=...,from=builder` (BuildKit is needed:
+# Docker 23+ uses it by default, older engines need DOCKER_BUILDKIT=1).
+
+# The base images are arguments only so that a host without a registry can pass local
+# equivalents (the stack test does; docs/OPERATIONS.md says how). The defaults are the
+# official Python images, which every real build uses.
+ARG BUILDER_BASE_IMAGE=python:3.12-bookworm
+ARG RUNTIME_BASE_IMAGE=python:3.12-slim-bookworm
 
 ############################ builder ############################
 # The full image brings gcc and the Python headers that the C extension needs; both
 # stages name the same Debian release, so the compiled module links against the
 # runtime's own libc.
-FROM python:3.12-bookworm AS builder
+FROM ${BUILDER_BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -33,18 +42,7 @@ COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 ############################ runtime ############################
-FROM python:3.12-slim-bookworm AS runtime
-
-ARG VERSION=1.0.0
-ARG VCS_REF=unknown
-ARG BUILD_DATE=unknown
-
-LABEL org.opencontainers.image.title="clf-abp-path-analysis" \
-      org.opencontainers.image.description="CLF analysis service of the defect-detector-services stack: layer geometry, holes, part statistics, path data and plate images from Arcam EBM build packages, behind a durable job API." \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${BUILD_DATE}" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.12-slim-bookworm"
+FROM ${RUNTIME_BASE_IMAGE} AS runtime
 
 # No apt packages are needed: the manylinux wheels of opencv-python-headless, numpy,
 # shapely, matplotlib and psycopg[binary] bundle their native libraries and only link
@@ -89,5 +87,19 @@ STOPSIGNAL SIGTERM
 # is what compose uses to gate dependants.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '6300'), timeout=4)"]
+
+# Labels last: the version arguments change with every commit, and declared earlier they
+# would invalidate the cached install layer above.
+ARG RUNTIME_BASE_IMAGE
+ARG VERSION=1.0.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+
+LABEL org.opencontainers.image.title="clf-abp-path-analysis" \
+      org.opencontainers.image.description="CLF analysis service of the defect-detector-services stack: layer geometry, holes, part statistics, path data and plate images from Arcam EBM build packages, behind a durable job API." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.base.name="${RUNTIME_BASE_IMAGE}"
 
 CMD ["clf-analysis", "serve"]

@@ -9,6 +9,8 @@
 #   make query [JOB=<job id>]    one job, or the recent jobs
 #   make report                  job store report (works while the API is down)
 #   make stack-config            the compose file as Compose resolves it with .env
+#   make stack-test              the stack on a real Docker engine, end to end (tests/stack;
+#                                installs and starts the engine when missing, ~10 min)
 #
 # Variables: COMPOSE (default `docker compose`), WORKERS (scale the workers for one `up`).
 
@@ -22,7 +24,7 @@ STACK_NETWORK_LABELS := --label com.docker.compose.project=defectdetect-database
 STACK_SERVICES := clf-abp-path-analysis clf-analysis-worker
 WORKERS ?=
 
-.PHONY: network up down logs ps submit query report stack-config stack-env
+.PHONY: network up down logs ps submit query report stack-config stack-env stack-test
 
 # .env holds MIDAS_HOST_PATH and the settings; start from the documented example.
 stack-env:
@@ -59,3 +61,10 @@ report: stack-env
 
 stack-config: stack-env
 	$(COMPOSE) config
+
+# Not part of `make test`: it needs root (or a running engine) and several minutes. It
+# prints its wall time; without an engine it skips, unless CI=true, where it fails.
+stack-test: $(STAMP)
+	@start=$$(date +%s); status=0; \
+	$(BIN)/pytest tests/stack -p no:cacheprovider -rs --timeout=2400 || status=$$?; \
+	echo "stack-test wall time: $$(( $$(date +%s) - start )) s"; exit $$status

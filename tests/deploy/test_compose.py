@@ -255,6 +255,8 @@ def test_state_is_a_named_volume_outside_the_share(compose):
         assert not Path(state).is_relative_to(midas), f"{name}: STATE_DIR under the share"
         share = mounts[midas]
         assert share["type"] == "bind" and not share.get("read_only"), name
+        # A missing share is an error, never an empty folder made on the spot.
+        assert share["bind"]["create_host_path"] is False, name
         assert (
             share["source"] == ENVIRONMENTS["defaults"]["MIDAS_HOST_PATH"]
             or share["source"] == ENVIRONMENTS["env-example"]["MIDAS_HOST_PATH"]
@@ -314,7 +316,9 @@ def test_postgres_profile_wiring():
     pg = [n for n, s in services.items() if "postgres" in (s.get("profiles") or [])]
     assert pg == ["clf-postgres"]
     server = services["clf-postgres"]
-    assert str(server["image"]).startswith("postgres:")
+    # The official image unless the operator names another one.
+    assert interpolate(str(server["image"]), {}) == "postgres:17"
+    assert interpolate(str(server["image"]), {"CLF_POSTGRES_IMAGE": "pg:x"}) == "pg:x"
     assert "ports" not in server, "the job store is not published on the host"
     assert server["volumes"][0]["type"] == "volume"
     dep = services[API]["depends_on"]["clf-postgres"]

@@ -15,6 +15,7 @@ from .deploylib import (
     ROOT,
     dockerignore_rules,
     env_keys,
+    interpolate,
     is_ignored,
     label_keys,
     load_compose_raw,
@@ -67,14 +68,55 @@ def test_hadolint_control_flags_a_bad_dockerfile(tmp_path):
 # ------------------------------------------------------------------------------ stages
 
 
+def _global_args() -> dict[str, str]:
+    """ARG name=default lines before the first FROM."""
+    out = {}
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG "):
+            name, _, default = line[4:].strip().partition("=")
+            out[name] = default
+    return out
+
+
+def _base(stage) -> str:
+    return interpolate(stage.base, _global_args())
+
+
 def test_multi_stage_on_python_slim():
     assert len(STAGES) >= 2
     # The builder compiles the C layer walker, so it is the full image (gcc, headers) of
-    # the same Python; everything after it runs on the slim one.
+    # the same Python; everything after it runs on the slim one. Both are build
+    # arguments (a host without a registry passes local equivalents) whose defaults are
+    # the official images.
     assert STAGES[0].name == "builder"
-    assert STAGES[0].base == "python:3.12-bookworm", STAGES[0].base
+    assert STAGES[0].base == "${BUILDER_BASE_IMAGE}"
+    assert _base(STAGES[0]) == "python:3.12-bookworm"
     for stage in STAGES[1:]:
-        assert stage.base == "python:3.12-slim-bookworm", stage.base
+        assert stage.base == "${RUNTIME_BASE_IMAGE}"
+        assert _base(stage) == "python:3.12-slim-bookworm"
+
+
+def test_no_syntax_directive():
+    # `# syntax=` makes BuildKit pull a frontend image first: no build without a registry.
+    first = DOCKERFILE.read_text(encoding="utf-8").splitlines()[0]
+    assert not first.lower().replace(" ", "").startswith("#syntax="), first
+
+
+def test_base_image_label_names_the_image_actually_used():
+    labels = label_keys(FINAL)
+    assert labels["org.opencontainers.image.base.name"] == "${RUNTIME_BASE_IMAGE}"
+    declared = [i.args for i in FINAL.all("ARG")]
+    assert "RUNTIME_BASE_IMAGE" in declared  # re-declared in the stage, so the label sees it
+
+
+def test_version_labels_come_after_the_install_layer():
+    # VCS_REF changes with every commit; declared before the install it would rebuild it.
+    install = next(i for i in FINAL.instructions if "pip install" in i.args)
+    for arg in ("VERSION", "VCS_REF", "BUILD_DATE"):
+        (decl,) = [i for i in FINAL.all("ARG") if i.args.split("=")[0] == arg]
+        assert decl.line > install.line, arg
 
 
 def test_the_image_build_fails_without_the_compiled_walker():

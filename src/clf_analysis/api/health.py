@@ -10,6 +10,7 @@ from importlib import metadata
 from flask import Blueprint, Response, jsonify
 
 from clf_analysis import __version__
+from clf_analysis.abp.share_check import check_share
 from clf_analysis.api.contract import Header, Operation, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.models import (
@@ -43,7 +44,11 @@ NOT_READY = problem(
     503,
     "draining",
     "store-unavailable",
-    description="Shutting down, or the job store does not answer.",
+    "share-unavailable",
+    description=(
+        "Shutting down, the job store does not answer, or the build share (MIDAS_BASE_PATH) "
+        "is missing, no folder, or not readable and writable by the service's uid."
+    ),
     headers={"Retry-After": Header("Seconds to wait.", {"type": "integer", "minimum": 0})},
 )
 
@@ -97,7 +102,7 @@ def livez() -> Response:
 @bp.get("/readyz")
 @declare(
     Operation(
-        "Readiness probe: job store reachable, not draining",
+        "Readiness probe: job store reachable, build share usable, not draining",
         replies={200: Reply("Ready for work.", Readiness)},
         refusals=(NOT_READY,),
     )
@@ -123,6 +128,19 @@ def readyz() -> Response:
             kind="store-unavailable",
             headers={"Retry-After": "5"},
         ) from None
+    # Every job needs the share: without it the service is up but of no use, and the
+    # answer says why (path and uid) so that the fix is obvious from a health check.
+    share = check_share(svc.settings.midas_base_path)
+    if not share.ok:
+        log.warning("readiness: %s", share.problem)
+        raise ApiError(
+            503,
+            "Service Unavailable",
+            share.problem or "build share unusable",
+            kind="share-unavailable",
+            headers={"Retry-After": "5"},
+            share=share.to_dict(),
+        )
     return jsonify(Readiness(status="ready").dump())
 
 
@@ -155,6 +173,7 @@ def info() -> Response:
                 max_attempts=svc.settings.max_attempts,
                 job_store=svc.store_kind,
             ),
+            share=check_share(svc.settings.midas_base_path).to_dict(),
         ).dump()
     )
 

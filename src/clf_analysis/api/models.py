@@ -301,6 +301,10 @@ class ServiceVersions(_Response):
     started_at: str = Field(json_schema_extra={"format": "date-time"})
     draining: bool
     settings: ServiceSettings
+    share: dict[str, Any] = Field(
+        description="The build share check: path, uid, gid, exists, is_dir, readable, "
+        "writable, and problem (null when usable)."
+    )
 
 
 class Problem(_Response):

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
         return 2
+    from clf_analysis.abp.share_check import check_share, log_share_status
+
     if not args.no_embedded_workers and settings.worker_concurrency > 0:
         problem = startup_problem(settings, runner_of(args.runner))
         if problem is not None:
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
 
     configure_logging(settings.log_level, settings.log_format)
+    log_share_status(check_share(settings.midas_base_path), log)
     return Supervisor(settings, args).run()
 
 

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import uuid
 
+    from clf_analysis.abp.share_check import check_share, log_share_status
     from clf_analysis.config import ConfigError, load_settings
     from clf_analysis.jobs import JobStore, Worker
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("clf_analysis.worker")
     log_startup_warnings(runner, log)
+    log_share_status(check_share(settings.midas_base_path), log)
 
     store = JobStore.connect(settings.job_store_url)
     instance_id = f"worker-{uuid.uuid4().hex[:12]}"

@@ -15,6 +15,7 @@ from clf_analysis import clf
 from clf_analysis.abp.archive import ArchiveLimits
 from clf_analysis.abp.errors import ExclusionsError
 from clf_analysis.abp.exclusions import Exclusions, load_exclusions
+from clf_analysis.abp.share_check import build_folder_problem
 from clf_analysis.config import Settings, load_settings
 from clf_analysis.pipeline.errors import AnalysisError
 from clf_analysis.pipeline.params import AnalysisParams
@@ -90,6 +91,11 @@ def run_job(
 ) -> dict[str, Any]:
     """Run one analysis job with the service's settings; returns the job result."""
     settings = load_settings()
+    # Checked before anything is read: a share this uid cannot write would otherwise
+    # fail at the first lock or temp file with a bare "Permission denied".
+    problem = build_folder_problem(settings.midas_base_path, build_id)
+    if problem is not None:
+        raise AnalysisError(problem, stage="prepare", kind="share_not_writable")
     result = run(
         build_id,
         AnalysisParams.model_validate(dict(params)),
