@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -273,12 +274,12 @@ class HoleTracker:
             return
         capacity = max(size, 2 * len(s.group), 16)
 
-        def grown(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        def grown(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
             out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
             out[: len(a)] = a
             return out
 
-        self._store = HoleTracks(*(grown(getattr(s, f)) for f in _TRACK_FIELDS))
+        self._store = HoleTracks(**{f: grown(getattr(s, f)) for f in _TRACK_FIELDS})
 
 
 _TRACK_FIELDS = tuple(HoleTracks.__dataclass_fields__)

@@ -21,10 +21,12 @@ from clf_analysis.abp.errors import BuildError
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
+from clf_analysis.geometry.holes import HoleTracker, HoleTracks
 from clf_analysis.geometry.stats import BuildStats, PartKey
 from clf_analysis.layout import mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
+from clf_analysis.pipeline.holes import measure_holes
 from clf_analysis.pipeline.part_keys import part_keys
 from clf_analysis.pipeline.path_counts import LayerSample, PathCounts
 from clf_analysis.pipeline.pathdata import (
@@ -34,6 +36,7 @@ from clf_analysis.pipeline.pathdata import (
     fragment,
     layer_records,
 )
+from clf_analysis.pipeline.snapshots import LayerSnapshot, layer_snapshot
 from clf_analysis.render.items import UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import FootprintMask
@@ -55,18 +58,6 @@ class FilePassTask:
     spool_path: Path
     snapshot_heights: tuple[float, ...]  # heights whose shapes the image stage needs
     plate: Plate
-
-
-@dataclass(frozen=True)
-class SnapshotShape:
-    """A shape as the image stage draws it: loops with their hole flags."""
-
-    model_id: int
-    kind: str  # "model" or a line kind
-    closed: bool
-    dashed: bool
-    loops: tuple[LoopArray, ...]
-    holes: tuple[bool, ...]
 
 
 @dataclass(frozen=True)
@@ -123,7 +114,8 @@ class FilePassResult:
     shape_kinds: dict[str, int]  # shapes per kind over all layers
     samples: list[LayerSample]  # legacy `layers[]`, by height
     unclosed: list[UnclosedItem]  # the first MAX_UNCLOSED_ITEMS
-    snapshots: dict[float, list[SnapshotShape]]  # the shapes at each snapshot height
+    snapshots: dict[float, LayerSnapshot]  # the file layer answering each snapshot height
+    hole_tracks: HoleTracks  # every hole followed through the file's layers
     warnings: list[str]
     seconds: float
 
@@ -164,7 +156,7 @@ def run_file_pass(
     spool_index = SpoolIndex(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
     model_names = {m.id: m.name for m in clf.models.values()}
     tally = _Tally(part, clf.thickness, task.plate, model_names)
-    snapshots: dict[float, list[SnapshotShape]] = {}
+    snapshots: dict[float, LayerSnapshot] = {}
     samples: list[LayerSample] = []
     snapshot_index = _snapshot_layers(clf, task.snapshot_heights)
     sample_index = _legacy_sample_layers(clf)
@@ -185,8 +177,13 @@ def run_file_pass(
                     continue
                 layer = clf.layer(i)
                 fl = analyse_file_layer(layer)
+                holes = measure_holes(fl, tally.holes)
                 records = layer_records(
-                    fl, clf_name=part.name, clf_folder=part.folder, model_names=model_names
+                    fl,
+                    clf_name=part.name,
+                    clf_folder=part.folder,
+                    model_names=model_names,
+                    hole_fields=holes.fields,
                 )
                 frag = fragment(records)
                 spool.write(frag)
@@ -195,7 +192,7 @@ def run_file_pass(
                 position += len(frag)
                 tally.add(fl)
                 for h in snapshot_index.get(i, ()):
-                    snapshots[h] = _snapshot(fl)
+                    snapshots[h] = layer_snapshot(fl)
                 for h in sample_index.get(i, ()):
                     samples.append(LayerSample.of(h, mm(z), layer.shapes))
                 reached = (i + 1) * TICKS_PER_FILE // n
@@ -236,6 +233,7 @@ def run_file_pass(
         samples=samples,
         unclosed=tally.unclosed,
         snapshots=snapshots,
+        hole_tracks=tally.holes.tracks,
         warnings=warnings,
         seconds=time.perf_counter() - started,
     )
@@ -271,24 +269,6 @@ def _legacy_sample_layers(clf: CLFFile) -> dict[int, list[float]]:
     return out
 
 
-def _snapshot(fl: FileLayer) -> list[SnapshotShape]:
-    hole_of = {
-        (r.shape_index, r.path_index): bool(fl.analysis.is_hole[k])
-        for k, r in enumerate(fl.model_loops)
-    }
-    return [
-        SnapshotShape(
-            model_id=shape.model_id,
-            kind=shape.kind,
-            closed=shape.is_closed,
-            dashed=shape.is_dashed,
-            loops=tuple(np.array(loop) for loop in shape.loops),
-            holes=tuple(hole_of.get((s, p), False) for p in range(len(shape.loops))),
-        )
-        for s, shape in enumerate(fl.layer.shapes)
-    ]
-
-
 @dataclass
 class _Tally:
     """The running measures of one file pass, layer by layer (see `FilePassResult`)."""
@@ -305,6 +285,7 @@ class _Tally:
     path_counts: dict[int, PathCounts] = field(default_factory=dict)
     shape_kinds: dict[str, int] = field(default_factory=dict)
     unclosed: list[UnclosedItem] = field(default_factory=list)
+    holes: HoleTracker = field(default_factory=HoleTracker)
 
     def _mask(self, key: int) -> FootprintMask:
         mask = self.masks.get(key)
@@ -376,5 +357,13 @@ class _Tally:
                     continue
                 if len(loop) >= 2:
                     self.unclosed.append(
-                        UnclosedItem(np.array(loop), reason, z, file_key, False, shape.is_dashed)
+                        UnclosedItem(
+                            np.array(loop),
+                            reason,
+                            z,
+                            file_key,
+                            False,
+                            shape.is_dashed,
+                            by_design=not shape.is_closed,
+                        )
                     )

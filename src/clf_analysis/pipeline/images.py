@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from clf_analysis.geometry.stats import PartKey
+from clf_analysis.geometry.loops import REASON_DUPLICATE
+from clf_analysis.geometry.stats import PartKey, PartStats
 from clf_analysis.layout import (
     ALL_PATHDATA,
     ALL_PATHDATA_NO_ID,
@@ -32,11 +33,14 @@ from clf_analysis.layout import (
 )
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisError
-from clf_analysis.pipeline.file_pass import FilePassResult, SnapshotShape, model_keys
+from clf_analysis.pipeline.file_pass import FilePassResult, model_keys
+from clf_analysis.pipeline.holes import part_holes
 from clf_analysis.pipeline.params import AnalysisParams
 from clf_analysis.pipeline.pool import RunPool
+from clf_analysis.pipeline.snapshots import SnapshotShape
 from clf_analysis.pipeline.stages import IdentifierView, ImageEntries, LayerPass
 from clf_analysis.render import figures
+from clf_analysis.render.items import PartName, PlateLoop, UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.raster import RGBA, PlateRaster
 
@@ -60,37 +64,65 @@ class ImageInputs:
 
 
 class FileShapes(NamedTuple):
-    """One file's shapes at one height, with its path-data colour."""
+    """One file's shapes at one height, with its path-data colour and real layer height."""
 
     folder: str
     name: str
     color: str
     shapes: tuple[SnapshotShape, ...]
+    z: float
 
 
 @dataclass(frozen=True)
 class LayerShapes:
     """What a height-specific image draws: each file's shapes at that height."""
 
-    z: float
+    z: float  # the height asked for; each file answers with its nearest layer
     files: tuple[FileShapes, ...]
-
-
-def part_label(key: PartKey, model_name: str) -> str:
-    """Short enough for a figure title: model name and id, last folder and file."""
-    where = f"{key.folder.rsplit('/', 1)[-1]}/{key.file}" if key.folder else key.file
-    return f"{model_name or 'model'} #{key.model_id} · {where}"
 
 
 def _layer_shapes(results: list[FilePassResult], z: float) -> LayerShapes:
     return LayerShapes(
         z=z,
         files=tuple(
-            FileShapes(r.part.folder, r.part.name, r.color, tuple(r.snapshots[z]))
+            FileShapes(r.part.folder, r.part.name, r.color, r.snapshots[z].shapes, r.snapshots[z].z)
             for r in results
             if z in r.snapshots
         ),
     )
+
+
+def plate_loops(shapes: tuple[SnapshotShape, ...]) -> list[PlateLoop]:
+    """One file layer's loops with their nesting roles, as the figures draw them."""
+    out: list[PlateLoop] = []
+    for shape in shapes:
+        if shape.kind == "model":
+            for loop, depth, nested, invalid, area in zip(
+                shape.loops, shape.depths, shape.nested, shape.invalid, shape.areas, strict=True
+            ):
+                out.append(PlateLoop(loop, depth if nested else None, invalid, area=area))
+        else:
+            out.extend(
+                PlateLoop(loop, None, closed=shape.closed, dashed=shape.dashed)
+                for loop in shape.loops
+            )
+    return out
+
+
+def part_facts(stats: PartStats, holes: dict[str, Any]) -> list[str]:
+    """What a part view says of its part beside the picture."""
+    max_area = stats.area_max_q * 1e-6 if stats.area_max_q is not None else 0.0
+    facts = [
+        f"volume {stats.volume_mm3:,.1f} mm³, largest section {max_area:,.1f} mm²",
+        f"holes: up to {stats.hole_count} on a layer, "
+        f"{figures.plural(holes['tracks'], 'hole')} followed through the layers",
+    ]
+    if holes["opening_inside"] or holes["closing_inside"]:
+        facts.append(
+            f"{holes['opening_inside']} opening and {holes['closing_inside']} closing "
+            "within the part's height"
+        )
+    return facts
 
 
 def _unpack(bits: npt.NDArray[np.uint8], plate: Plate) -> npt.NDArray[np.bool_]:
@@ -104,12 +136,25 @@ def _unpack(bits: npt.NDArray[np.uint8], plate: Plate) -> npt.NDArray[np.bool_]:
 def clean_platform(path: Path, layer: LayerShapes, plate: Plate) -> dict[str, Any]:
     """Plate-registered raster of every file's shapes at one height, file colours."""
     raster = PlateRaster(plate)
-    for _folder, _name, color, shapes in layer.files:
-        rgba: RGBA = RGBA_OF.get(color, RGBA_OF["gray"])
-        for shape in shapes:
-            if shape.kind == "model":
-                raster.fill_shape(shape.loops, rgba)
-            else:
+    for file in layer.files:
+        rgba: RGBA = RGBA_OF.get(file.color, RGBA_OF["gray"])
+        # All MODEL loops of the file in one even-odd fill: the parity of a loop is its
+        # nesting depth's, so holes stay open and islands in them are metal, whichever
+        # cluster a loop is stored in. Duplicates, which nesting leaves out, are too.
+        raster.fill_shape(
+            [
+                loop
+                for shape in file.shapes
+                if shape.kind == "model"
+                for loop, nested, invalid in zip(
+                    shape.loops, shape.nested, shape.invalid, strict=True
+                )
+                if nested and invalid != REASON_DUPLICATE
+            ],
+            rgba,
+        )
+        for shape in file.shapes:
+            if shape.kind != "model":
                 for loop in shape.loops:
                     raster.stroke(loop, rgba, closed=shape.closed, dashed=shape.dashed)
     raster.write_png(path)
@@ -118,23 +163,17 @@ def clean_platform(path: Path, layer: LayerShapes, plate: Plate) -> dict[str, An
 
 def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) -> dict[str, Any]:
     """Annotated holes view at one height, with the hole count per file."""
-    solids = []
-    holes = []
-    labels = []
+    loops: list[PlateLoop] = []
+    solids = 0
+    holes = 0
     details: list[dict[str, Any]] = []
-    for folder, name, _color, shapes in layer.files:
-        file_holes = 0
-        exteriors = 0
+    for folder, name, _color, shapes, _z in layer.files:
         models = [shape for shape in shapes if shape.kind == "model"]
-        for shape in models:
-            solids.append(shape.loops)
-            for loop, is_hole in zip(shape.loops, shape.holes, strict=True):
-                if is_hole:
-                    holes.append(loop)
-                    labels.append(str(shape.model_id))
-                    file_holes += 1
-                else:
-                    exteriors += 1
+        file_holes = sum(sum(shape.holes) for shape in models)
+        exteriors = sum(len(shape.loops) for shape in models) - file_holes
+        solids += len(models)
+        holes += file_holes
+        loops.extend(plate_loops(shapes))
         details.append(
             {
                 "filename": name,
@@ -145,15 +184,16 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
                 "can_have_holes": bool(models),
             }
         )
-    figures.holes_view(
-        path,
+    figure = figures.holes_figure(
         build_id=build_id,
-        z=layer.z,
-        solids=solids,
-        holes=holes,
-        hole_labels=labels,
+        height=layer.z,
+        loops=loops,
+        layer_zs=[f.z for f in layer.files],
+        files=len(layer.files),
+        solid_shapes=solids,
         plate=plate,
     )
+    figures.save(figure, path)
     return {
         "height": layer.z,
         "filename": path.name,
@@ -161,9 +201,9 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
             "total_files": len(details),
             "files_with_holes": sum(d["holes"] > 0 for d in details),
             "total_exteriors": sum(d["exteriors"] for d in details),
-            "total_holes": len(holes),
+            "total_holes": holes,
             "file_details": details,
-            "solid_shapes": len(solids),
+            "solid_shapes": solids,
         },
     }
 
@@ -171,46 +211,66 @@ def holes_platform(path: Path, build_id: str, layer: LayerShapes, plate: Plate) 
 def composite_platform(
     path: Path, build_id: str, layer: LayerShapes, plate: Plate
 ) -> dict[str, Any]:
-    by_folder: dict[str, list[Any]] = {}
-    for folder, _name, _color, shapes in layer.files:
-        by_folder.setdefault(folder or "(Models)", []).extend(
-            s.loops for s in shapes if s.kind == "model"
-        )
-    figures.composite_view(
-        path, build_id=build_id, z=layer.z, shapes_by_folder=by_folder, plate=plate
+    by_folder: dict[str, tuple[list[PlateLoop], list[int]]] = {}
+    for file in layer.files:
+        loops, count = by_folder.setdefault(file.folder or "(Models)", ([], [0]))
+        loops.extend(plate_loops(file.shapes))
+        count[0] += len(file.shapes)
+    figure = figures.composite_figure(
+        build_id=build_id,
+        height=layer.z,
+        folders=[(folder, loops, count[0]) for folder, (loops, count) in by_folder.items()],
+        layer_zs=[f.z for f in layer.files],
+        plate=plate,
     )
+    figures.save(figure, path)
     return {"height": layer.z, "filename": path.name}
+
+
+@dataclass(frozen=True)
+class PartView:
+    """What one part's view shows besides its footprint."""
+
+    name: PartName
+    bbox: tuple[float, float, float, float] | None
+    z_range: tuple[float, float] | None
+    layer_count: int
+    other_count: int
+    facts: tuple[str, ...]
 
 
 def identifier_platform(
     path: Path,
     build_id: str,
-    label: str,
+    view: PartView,
     footprint: npt.NDArray[np.uint8],
     others: npt.NDArray[np.uint8] | None,
-    bbox: tuple[float, float, float, float] | None,
     plate: Plate,
 ) -> None:
-    figures.identifier_view(
-        path,
+    figure = figures.identifier_figure(
         build_id=build_id,
-        part_label=label,
+        part=view.name,
         footprint=_unpack(footprint, plate),
-        bbox=bbox,
+        bbox=view.bbox,
         others=() if others is None else (_unpack(others, plate),),
+        other_count=view.other_count,
+        z_range=view.z_range,
+        layer_count=view.layer_count,
+        facts=view.facts,
         plate=plate,
     )
+    figures.save(figure, path)
 
 
 def combined_identifiers(
-    path: Path, build_id: str, parts: list[tuple[str, npt.NDArray[np.uint8]]], plate: Plate
+    path: Path, build_id: str, parts: list[tuple[PartName, npt.NDArray[np.uint8]]], plate: Plate
 ) -> None:
-    figures.combined_identifiers_view(
-        path,
+    figure = figures.combined_identifiers_figure(
         build_id=build_id,
-        parts=[(label, _unpack(bits, plate), None) for label, bits in parts],
+        parts=[(name, _unpack(bits, plate), None) for name, bits in parts],
         plate=plate,
     )
+    figures.save(figure, path)
 
 
 def all_pathdata(
@@ -233,8 +293,11 @@ def all_pathdata(
     raster.write_png(with_id)
 
 
-def unclosed(path: Path, build_id: str, items: list[Any], plate: Plate) -> None:
-    figures.unclosed_view(path, build_id=build_id, items=items, plate=plate)
+def unclosed(
+    path: Path, build_id: str, items: list[UnclosedItem], totals: dict[str, int], plate: Plate
+) -> None:
+    figure = figures.unclosed_figure(build_id=build_id, items=items, totals=totals, plate=plate)
+    figures.save(figure, path)
 
 
 # ---------------------------------------------------------------------------- stage
@@ -313,19 +376,28 @@ def render_images(
         all_bits = np.packbits(union)
     identifier_tasks = []
     identifier_views = []
+    tracks = {(r.part.folder, r.part.name): r.hole_tracks for r in results}
     for p in parts:
         key = p.key
         filename = identifier_view_name(keys[key])
-        label = part_label(key, p.model_name)
-        bbox = tuple(p.bounds) if p.layer_count else None
+        z_range = (p.z_min, p.z_max) if p.layer_count else None
+        view = PartView(
+            name=PartName(key.folder, key.file, key.model_id, p.model_name),
+            bbox=(p.bounds[0], p.bounds[1], p.bounds[2], p.bounds[3]) if p.layer_count else None,
+            z_range=z_range,
+            layer_count=p.layer_count,
+            other_count=len(parts) - 1,
+            facts=tuple(
+                part_facts(p, part_holes(tracks[(key.folder, key.file)], key.model_id, z_range))
+            ),
+        )
         identifier_tasks.append(
             _Task(
                 identifier_platform,
-                (out / IDENTIFIER_DIR / filename, build_id, label, footprints[key], all_bits, bbox,
-                 plate),
+                (out / IDENTIFIER_DIR / filename, build_id, view, footprints[key], all_bits, plate),
                 f"identifier:{filename}",
             )
-        )  # fmt: skip
+        )
         entry = {
             "identifier": key.model_id,  # the legacy identifier: the model id
             "part_key": keys[key],
@@ -344,7 +416,10 @@ def render_images(
         (
             out / IDENTIFIER_DIR / COMBINED_IDENTIFIERS,
             build_id,
-            [(str(p.model_id), footprints[p.key]) for p in parts],
+            [
+                (PartName(p.folder, p.file, p.model_id, p.model_name), footprints[p.key])
+                for p in parts
+            ],
             plate,
         ),
         "combined",
@@ -367,9 +442,14 @@ def render_images(
         ),
         "all",
     )
-    unclosed_items = [item for r in results for item in r.unclosed][:MAX_UNCLOSED_DRAWN]
-    unclosed_total = sum(len(r.unclosed) for r in results)
-    unclosed_task = _Task(unclosed, (out / UNCLOSED, build_id, unclosed_items, plate), "unclosed")
+    # Defects first: thousands of open-by-design lattice lines must not crowd them out.
+    every_unclosed = [item for r in results for item in r.unclosed]
+    unclosed_items = sorted(every_unclosed, key=lambda item: item.by_design)[:MAX_UNCLOSED_DRAWN]
+    unclosed_total = len(every_unclosed)
+    by_reason = dict(sorted(Counter(i.reason for i in every_unclosed).items()))
+    unclosed_task = _Task(
+        unclosed, (out / UNCLOSED, build_id, unclosed_items, by_reason, plate), "unclosed"
+    )
 
     # Answers come back in task order: the height views first, each kind in its heights'
     # order, then the images whose tasks answer nothing.
@@ -420,9 +500,7 @@ def render_images(
             "filename": UNCLOSED,
             "total_shapes": unclosed_total,
             "drawn": len(unclosed_items),
-            "by_reason": dict(
-                sorted(Counter(i.reason for r in results for i in r.unclosed).items())
-            ),
+            "by_reason": by_reason,
         },
     )
 

@@ -7,6 +7,7 @@ fragment without the enclosing brackets, so that assembling a height is a byte j
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,13 +55,20 @@ def analyse_file_layer(layer: Layer) -> FileLayer:
 
 
 def layer_records(
-    fl: FileLayer, *, clf_name: str, clf_folder: str, model_names: dict[int, str]
+    fl: FileLayer,
+    *,
+    clf_name: str,
+    clf_folder: str,
+    model_names: dict[int, str],
+    hole_fields: Callable[[int], dict[str, object]] | None = None,
 ) -> list[dict[str, object]]:
     """Records of every loop with at least 3 vertices, in file order (OUTPUTS.md fields).
 
     `identifier` is "<model id>_path_<loop index>" with the loop index counted over the
     whole file layer (so it is unique in the file at that height); `path_index` is the
     index inside the shape. A hole's parent is named by the same identifier scheme.
+    `hole_fields(k)` gives the extra fields of the record of a hole, k its index among
+    the analysed model loops (`pipeline.holes.LayerHoles.fields`).
     """
     color = file_color(clf_name)
     shapes = fl.layer.shapes
@@ -94,32 +102,33 @@ def layer_records(
             else:
                 is_hole, depth = False, 0
                 area = abs(signed_area(loop)) if shape.is_closed else 0.0
-            records.append(
-                {
-                    "type": "path",
-                    "shape_type": "interior" if is_hole else "exterior",
-                    "points": np.round(loop.astype(np.float64), MM_DECIMALS),
-                    "color": color,
-                    "clf_name": clf_name,
-                    "clf_folder": clf_folder,
-                    # A string, as the legacy wrote it: consumers may compare with "y".
-                    "fill_closed": "y",
-                    "should_close": shape.is_closed,
-                    "identifier": f"{shape.model_id}_path_{idx}",
-                    "is_hole": is_hole,
-                    "parent_shape_id": parent_id,
-                    "parent_shape_index": parent_index,
-                    "path_index": p,
-                    "shape_index": s,
-                    "total_paths_in_shape": total,
-                    "model_name": model_names.get(shape.model_id, ""),
-                    "area_mm2": round(area, 6),
-                    "nesting_depth": depth,
-                    # New: what the loop is, so consumers can draw DASHED pairs apart.
-                    "kind": shape.kind,
-                    "line_format": shape.line_format.name.lower(),
-                }
-            )
+            record: dict[str, object] = {
+                "type": "path",
+                "shape_type": "interior" if is_hole else "exterior",
+                "points": np.round(loop.astype(np.float64), MM_DECIMALS),
+                "color": color,
+                "clf_name": clf_name,
+                "clf_folder": clf_folder,
+                # A string, as the legacy wrote it: consumers may compare with "y".
+                "fill_closed": "y",
+                "should_close": shape.is_closed,
+                "identifier": f"{shape.model_id}_path_{idx}",
+                "is_hole": is_hole,
+                "parent_shape_id": parent_id,
+                "parent_shape_index": parent_index,
+                "path_index": p,
+                "shape_index": s,
+                "total_paths_in_shape": total,
+                "model_name": model_names.get(shape.model_id, ""),
+                "area_mm2": round(area, 6),
+                "nesting_depth": depth,
+                # New: what the loop is, so consumers can draw DASHED pairs apart.
+                "kind": shape.kind,
+                "line_format": shape.line_format.name.lower(),
+            }
+            if is_hole and hole_fields is not None and k is not None:
+                record.update(hole_fields(k))
+            records.append(record)
     return records
 
 

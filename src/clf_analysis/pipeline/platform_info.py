@@ -18,6 +18,7 @@ from clf_analysis.geometry.stats import LayerStats, PartKey
 from clf_analysis.layout import PATHDATA_DIR, mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.file_pass import MAX_LISTED_INVALID, FilePassResult, model_keys
+from clf_analysis.pipeline.holes import part_holes
 from clf_analysis.pipeline.path_counts import PathCounts
 from clf_analysis.pipeline.stages import ImageEntries, LayerPass, Prepared, RunLabel
 
@@ -49,10 +50,14 @@ def build_platform_info(
     invalid_total = sum(r.invalid_count for r in results)
     holes_views = images.holes_views
     parts = []
+    tracks = {(r.part.folder, r.part.name): r.hole_tracks for r in results}
     for part in layers.stats.to_dict()["parts"]:
         key = keys[PartKey(part["folder"], part["file"], part["model_id"])]
+        holes = part_holes(
+            tracks[(part["folder"], part["file"])], part["model_id"], part["z_range"]
+        )
         # `identifier` is the schema-2 name of `part_key`, kept for its readers.
-        parts.append({"identifier": key, "part_key": key, **part})
+        parts.append({"identifier": key, "part_key": key, **part, "holes": holes})
     layer_file_of = dict(zip(grid.tolist(), layer_files, strict=False)) if layer_files else {}
     layer_stats = _grid_layer_stats(layers)
     excluded = prepared.excluded

@@ -5,15 +5,28 @@ global rcParams change — so figures can be drawn in worker processes and threa
 without shared plotting state. Every figure has the same layout and pixel size
 (`FIGURE_PX`): the plate with mm axes on the left, legend and notes on the right.
 
+Colours speak the viewer's language (web/static/style.css): metal, hole and one alarm
+colour for every invalid loop. Loops are drawn by nesting: each loop is filled with the
+colour of its role, deeper loops over shallower ones, so an island in a hole in a part
+reads as metal at any depth. Line geometry (open, dashed, web and support lines) is
+stroked, never filled.
+
 Geometry comes in as plain arrays: a loop is an (n, 2) float32 array in mm (first vertex
-not repeated), a shape is a sequence of loops (exterior first, then its holes), and a
-part footprint is either a sequence of shapes or a plate-registered boolean mask of
+not repeated); a layer is a sequence of `PlateLoop`s; a part footprint is either a
+sequence of shapes (loops, exterior first) or a plate-registered boolean mask of
 `plate.px` x `plate.px` pixels (the unpacked bits of a `FootprintMask`).
+
+Text never runs out of its column: long names are wrapped, or cut at the end with "…",
+and a legend that would not fit ends with how many entries it left out (every figure's
+full lists are in platform_info.json).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,19 +34,23 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from matplotlib import font_manager, patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import FT2Font, LoadFlags
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 
 from clf_analysis.clf.types import LoopArray
+from clf_analysis.geometry.holes import equivalent_diameter
 from clf_analysis.geometry.loops import signed_area
 from clf_analysis.layout import mm
-from clf_analysis.render.items import UnclosedItem
+from clf_analysis.render.items import PartName, PlateLoop, UnclosedItem
 from clf_analysis.render.plate import Plate
 from clf_analysis.render.png import RenderError, write_atomically_verified
 from clf_analysis.render.raster import line_pieces
@@ -46,26 +63,43 @@ BBox = tuple[float, float, float, float]  # min x, min y, max x, max y (mm)
 FIGURE_SIZE_IN = (10.0, 8.0)
 FIGURE_DPI = 100
 FIGURE_PX = (1000, 800)  # width, height of every figure PNG
+AXES_BOX = (0.075, 0.075, 0.62, 0.80)  # left, bottom, width, height (figure fractions)
 
-SOLID_FACE = "#9fb3c8"
-SOLID_EDGE = "#2f4b66"
-HOLE_FACE = "#ff7f0e"
-HOLE_EDGE = "#b30000"
-HIGHLIGHT = "#1f5fbf"
+# The viewer's colours (web/static/style.css): one language for the whole product.
+METAL_FACE = "#4f78b8"
+METAL_EDGE = "#24487f"
+HOLE_FACE = "#fbe3a6"
+HOLE_EDGE = "#b7791f"
+ALARM = "#e6007e"
+LINE_FAINT = "#9aa3ad"
 FAINT = "#c9ced6"
 PLATE_FACE = "#f6f7f9"
-# Colour cycle for folders / parts: tab20 without its light greys, which vanish on the plate.
+INK = "#333333"
+# Colour cycle for folders / parts: tab20 without its light greys, which vanish on the
+# plate, and without the pinks that could pass for the alarm colour.
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#bcbd22",
+    "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#dbdb8d", "#9edae5",
 )  # fmt: skip
-
-# Green is kept for "nothing found", so reasons never use it.
-REASON_COLORS = tuple(c for c in PALETTE[:10] if c not in ("#2ca02c", "#98df8a"))
 
 # Labels drawn on the plate beyond this count would cover the geometry they name.
 MAX_PLATE_LABELS = 40
+# Holes narrower than this get a ring: a 1 mm hole is 3 px on the plate.
+RING_BELOW_MM = 4.0
+# Widths (figure pixels) of the text columns: title and subtitle above the plate; on the
+# right, the legend's text (right of its colour keys) and the notes below it.
+TITLE_PX = 915
+LEGEND_PX = 236
+NOTE_PX = 262
+LEGEND_PT = 8
+LABEL_PT = 6.5
+LABEL_OFFSET = (7.0, 4.0)  # display pixels from a hole's centre to its label's corner
+# Lines of legend text the right-hand column holds (8 pt) above the notes.
+LEGEND_LINES = 34
+MAX_DEFECT_RINGS = 500
+
+_OUTLINE = [patheffects.withStroke(linewidth=2.2, foreground="white")]
 
 
 def palette_color(index: int) -> str:
@@ -73,42 +107,237 @@ def palette_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-# ---------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------- text
 
 
-def _shapes_path(shapes: Sequence[ShapeLoops]) -> MplPath | None:
-    """One compound path for many shapes; holes cut out under the nonzero fill rule.
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """'1 hole', '2 holes', '0 holes' (`many` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
 
-    Agg fills by winding number, so exteriors are made counter-clockwise and holes
-    clockwise whatever the file's orientation.
+
+@functools.cache
+def _advances(bold: bool) -> Callable[[str], float]:
+    """Advance width of a character at 1 pt, in points, of the figures' font."""
+    font = FT2Font(font_manager.findfont(FontProperties(weight="bold" if bold else "normal")))
+    font.set_size(100, 72)
+
+    @functools.cache
+    def advance(char: str) -> float:
+        glyph = font.load_char(ord(char), flags=LoadFlags.NO_HINTING)
+        return float(glyph.linearHoriAdvance) / 65536 / 100
+
+    return advance
+
+
+def text_px(text: str, size: float, bold: bool = False) -> float:
+    """Width in figure pixels of the longest line of `text` at `size` pt (no kerning,
+    a few per cent generous)."""
+    advance = _advances(bold)
+    longest = max((sum(map(advance, line)) for line in text.split("\n")), default=0.0)
+    return 1.03 * longest * size * FIGURE_DPI / 72
+
+
+def fit(text: str, px: float, size: float = 8, bold: bool = False) -> str:
+    """`text` cut at the end to `px` pixels wide at `size` pt, with '…' where it was cut."""
+    if text_px(text, size, bold) <= px:
+        return text
+    while text and text_px(text + "…", size, bold) > px:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def wrap(text: str, px: float, size: float = 8, lines: int = 3) -> str:
+    """`text` wrapped at spaces to `px` pixels a line at `size` pt, at most `lines` lines
+    (the last cut at its end with '…'); a word wider than a line is broken."""
+    rows: list[str] = []
+    row = ""
+    for word in text.split(" "):
+        candidate = f"{row} {word}" if row else word
+        if text_px(candidate, size) <= px:
+            row = candidate
+            continue
+        if row:
+            rows.append(row)
+        while text_px(word, size) > px:
+            cut = len(word)
+            while cut > 1 and text_px(word[:cut], size) > px:
+                cut -= 1
+            rows.append(word[:cut])
+            word = word[cut:]
+        row = word
+    rows.append(row)
+    if len(rows) > lines:
+        rows = [*rows[: lines - 1], fit(" ".join(rows[lines - 1 :]), px, size)]
+    return "\n".join(rows)
+
+
+def z_text(z: float) -> str:
+    return f"{mm(z):g} mm"
+
+
+def z_span(zs: Iterable[float]) -> str:
+    """'0.05 mm' or '0.05–0.1 mm' for the heights of the file layers drawn."""
+    values = sorted({mm(z) for z in zs})
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return z_text(values[0])
+    return f"{values[0]:g}–{values[-1]:g} mm"
+
+
+def hole_label(area: float) -> str:
+    """A hole's label: its area and equivalent diameter, '12.6 mm² ⌀4.00' (no break
+    inside: the spaces are non-breaking)."""
+    return f"{_number(area)}\u00a0mm²\u00a0⌀{_number(float(equivalent_diameter(area)))}"
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+# ---------------------------------------------------------------------------- geometry
+
+
+def _rings_path(loops: Iterable[npt.ArrayLike]) -> MplPath | None:
+    """One compound path of many loops, each its own filled region (their union).
+
+    Every loop is made counter-clockwise, so under the nonzero rule overlapping loops
+    of one path add up instead of cancelling; holes come from drawing deeper loops on
+    top, never from the path itself.
     """
     vertices: list[npt.NDArray[np.float64]] = []
     codes: list[npt.NDArray[np.uint8]] = []
-    for shape in shapes:
-        for index, raw in enumerate(shape):
-            loop = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
-            if len(loop) < 3:
-                continue
-            ccw = signed_area(loop) > 0
-            if ccw != (index == 0):
-                loop = loop[::-1]
-            vertices.append(np.vstack([loop, loop[:1]]))
-            c = np.full(len(loop) + 1, MplPath.LINETO, dtype=np.uint8)
-            c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
-            codes.append(c)
+    for raw in loops:
+        loop = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
+        if len(loop) < 3:
+            continue
+        if signed_area(loop) < 0:
+            loop = loop[::-1]
+        vertices.append(np.vstack([loop, loop[:1]]))
+        c = np.full(len(loop) + 1, MplPath.LINETO, dtype=np.uint8)
+        c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
+        codes.append(c)
     if not vertices:
         return None
     return MplPath(np.concatenate(vertices), np.concatenate(codes))
 
 
-def _loops_path(loops: Sequence[LoopArray]) -> MplPath | None:
-    """Every loop as its own filled island (used for holes, drawn on top)."""
-    return _shapes_path([[loop] for loop in loops])
+def _shapes_as_loops(shapes: Sequence[ShapeLoops]) -> list[PlateLoop]:
+    """Shapes (exterior first, then its holes) as plate loops of depth 0 and 1."""
+    return [
+        PlateLoop(loop, 0 if index == 0 else 1)
+        for shape in shapes
+        for index, loop in enumerate(shape)
+        if len(loop) >= 3
+    ]
 
 
 def _centre(loop: LoopArray) -> tuple[float, float]:
     a = np.asarray(loop, dtype=np.float64).reshape(-1, 2)
     return float(a[:, 0].mean()), float(a[:, 1].mean())
+
+
+def _extent(loop: LoopArray) -> float:
+    a = np.asarray(loop, dtype=np.float64).reshape(-1, 2)
+    return float(np.ptp(a, axis=0).max()) if len(a) else 0.0
+
+
+def _add_geometry(ax: Axes, artist: Any) -> None:
+    """Add plate geometry to axes whose limits are set explicitly.
+
+    Not `add_patch` / `add_collection`, which also grow the data limits by walking the
+    path segment by segment in Python: a quarter of a second for a holes view of a few
+    thousand vertices, for limits that every axes here sets itself.
+    """
+    ax.add_artist(artist)
+
+
+def _draw_nested(
+    ax: Axes,
+    loops: Sequence[PlateLoop],
+    *,
+    metal: Sequence[str] = (METAL_FACE,),
+    zorder: float = 2.0,
+) -> None:
+    """Fill loops by nesting: depth by depth, deeper over shallower; even depth in the
+    metal colour of the loop's group (`metal[group]`), odd depth in the hole colour."""
+    filled = [p for p in loops if p.depth is not None]
+    if not filled:
+        return
+    depths = sorted({p.depth for p in filled if p.depth is not None})
+    for level, depth in enumerate(depths):
+        hole = depth % 2 == 1
+        groups = [0] if hole else sorted({p.group for p in filled if p.depth == depth})
+        for group in groups:
+            chosen = [p.loop for p in filled if p.depth == depth and (hole or p.group == group)]
+            path = _rings_path(chosen)
+            if path is None:
+                continue
+            face = HOLE_FACE if hole else metal[group % len(metal)]
+            edge = HOLE_EDGE if hole else (METAL_EDGE if len(metal) == 1 else face)
+            _add_geometry(
+                ax,
+                PathPatch(
+                    path, facecolor=face, edgecolor=edge, lw=0.6, zorder=zorder + 0.01 * level
+                ),
+            )
+
+
+def _line_segments(loops: Iterable[PlateLoop | UnclosedItem]) -> list[npt.NDArray[Any]]:
+    segments: list[npt.NDArray[Any]] = []
+    for item in loops:
+        loop = np.asarray(item.loop, dtype=np.float64).reshape(-1, 2)
+        if len(loop) < 2:
+            continue
+        if item.dashed:
+            segments.extend(line_pieces(loop, dashed=True))
+        else:
+            segments.append(np.vstack([loop, loop[:1]]) if item.closed else loop)
+    return segments
+
+
+def _draw_lines(
+    ax: Axes,
+    loops: Iterable[PlateLoop | UnclosedItem],
+    *,
+    color: str,
+    lw: float,
+    alpha: float = 1.0,
+    zorder: float = 3.0,
+) -> int:
+    """Stroke line geometry (dashed: vertex pairs apart); returns how many were drawn."""
+    segments = _line_segments(loops)
+    if segments:
+        _add_geometry(
+            ax,
+            LineCollection(segments, colors=[to_rgba(color, alpha)], linewidths=lw, zorder=zorder),
+        )
+    return len(segments)
+
+
+def _draw_alarm(ax: Axes, loops: Sequence[PlateLoop | UnclosedItem], zorder: float = 6.0) -> None:
+    """Invalid loops in the alarm colour: filled where they enclose something, outlined,
+    and ringed so that a defect of a millimetre shows on the whole plate."""
+    closed = [item.loop for item in loops if item.closed and len(item.loop) >= 3]
+    path = _rings_path(closed)
+    if path is not None:
+        _add_geometry(ax, PathPatch(path, facecolor=ALARM, edgecolor=ALARM, lw=1.2, zorder=zorder))
+    _draw_lines(ax, loops, color=ALARM, lw=1.8, zorder=zorder + 0.1)
+    centres = np.array([_centre(item.loop) for item in loops[:MAX_DEFECT_RINGS] if len(item.loop)])
+    if len(centres):
+        ax.scatter(
+            centres[:, 0],
+            centres[:, 1],
+            s=260,
+            facecolors="none",
+            edgecolors=ALARM,
+            linewidths=1.6,
+            zorder=zorder + 0.2,
+        )
 
 
 @dataclass(frozen=True)
@@ -169,16 +398,6 @@ def _footprint_centre(footprint: _Drawable, plate: Plate) -> tuple[float, float]
     return float(points[:, 0].mean()), float(points[:, 1].mean())
 
 
-def _add_geometry(ax: Axes, patch: PathPatch) -> None:
-    """Add a patch of plate geometry to axes whose limits are set explicitly.
-
-    Not `add_patch`, which also grows the data limits by walking the path segment by
-    segment in Python: a quarter of a second for a holes view of a few thousand vertices,
-    for limits that every axes here sets itself. Otherwise the two add the same way.
-    """
-    ax.add_artist(patch)
-
-
 def _draw_footprints(
     ax: Axes, items: Sequence[tuple[_Drawable, str, float]], plate: Plate, zorder: float
 ) -> None:
@@ -195,16 +414,22 @@ def _draw_footprints(
     for footprint, color, alpha in items:
         if isinstance(footprint, _SmallMask):
             continue
-        path = _shapes_path(footprint)
-        if path is not None:
+        # A footprint is the union over layers: its loops are drawn by nesting, each
+        # shape's exterior as metal in the part's colour and its holes open.
+        loops = _shapes_as_loops(footprint)
+        for depth in (0, 1):
+            path = _rings_path(p.loop for p in loops if p.depth == depth)
+            if path is None:
+                continue
+            face = to_rgba(color, alpha) if depth == 0 else PLATE_FACE
             _add_geometry(
                 ax,
                 PathPatch(
                     path,
-                    facecolor=to_rgba(color, alpha),
+                    facecolor=face,
                     edgecolor=color,
                     lw=0.6,
-                    zorder=zorder + 0.1,
+                    zorder=zorder + 0.1 + 0.01 * depth,
                 ),
             )
 
@@ -219,17 +444,20 @@ def _draw_mask_crop(ax: Axes, mask: Mask, bbox: BBox, pad: float, color: str, pl
         return
     crop = mask[r0:r1, c0:c1]
     image = np.zeros((*crop.shape, 4), dtype=np.uint8)
-    image[crop.astype(bool)] = np.round(np.array(to_rgba(color, 0.85)) * 255).astype(np.uint8)
+    image[crop.astype(bool)] = np.round(np.array(to_rgba(color, 1.0)) * 255).astype(np.uint8)
     (left, top), (right, bottom) = plate.to_mm([[c0 - 0.5, r0 - 0.5], [c1 - 0.5, r1 - 0.5]])
     ax.imshow(
         image, extent=(left, right, bottom, top), origin="upper", interpolation="nearest", zorder=2
     )
 
 
+# ---------------------------------------------------------------------------- layout
+
+
 def _plate_figure(plate: Plate, title: str, subtitle: str) -> tuple[Figure, Axes]:
     fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, facecolor="white")
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.075, 0.075, 0.62, 0.80))
+    ax = fig.add_axes(AXES_BOX)
     half = plate.half_mm
     margin = plate.size_mm * 0.02
     ax.set_xlim(-half - margin, half + margin)
@@ -245,31 +473,115 @@ def _plate_figure(plate: Plate, title: str, subtitle: str) -> tuple[Figure, Axes
             plate.size_mm,
             plate.size_mm,
             facecolor=PLATE_FACE,
-            edgecolor="#333333",
+            edgecolor=INK,
             lw=1.4,
             zorder=0.5,
         )
     )
     ax.plot([0], [0], marker="+", color="#888888", ms=8, zorder=0.6)
-    fig.text(0.075, 0.955, title, fontsize=15, fontweight="bold", va="center")
-    fig.text(0.075, 0.915, subtitle, fontsize=10.5, color="#444444", va="center")
+    fig.text(
+        0.075,
+        0.955,
+        fit(title, TITLE_PX, 15, bold=True),
+        fontsize=15,
+        fontweight="bold",
+        va="center",
+    )
+    fig.text(
+        0.075, 0.905, wrap(subtitle, TITLE_PX, 10, 2), fontsize=10, color="#444444", va="center"
+    )
     return fig, ax
 
 
-def _legend(ax: Axes, handles: Sequence[Patch | Line2D], title: str | None = None) -> None:
-    if not handles:
-        return
-    fontsize = 9 if len(handles) <= 18 else 7
+def plate_pixel(xy_mm: tuple[float, float], plate: Plate | None = None) -> tuple[int, int]:
+    """(column, row) of the figure pixel that shows plate point `xy_mm` (row 0 at the top),
+    for every plate figure of this module (they share one layout)."""
+    plate = plate or Plate()
+    _, ax = _plate_figure(plate, "", "")
+    ax.apply_aspect()
+    x, y = ax.transData.transform(xy_mm)
+    return math.floor(x), math.floor(FIGURE_PX[1] - y)
+
+
+def _place_labels(
+    ax: Axes, items: Sequence[tuple[tuple[float, float], str]]
+) -> list[tuple[tuple[float, float], str, tuple[float, float]]]:
+    """Offsets (display pixels) that keep labels off each other: for each (point, text),
+    the first of a few places around the point whose box meets no label placed before.
+    A label with no free place is left out."""
+    ax.apply_aspect()
+    to_px = ax.transData
+    frame = ax.get_window_extent()
+    char, height = LABEL_PT * 0.62 * FIGURE_DPI / 72, LABEL_PT * 1.35 * FIGURE_DPI / 72
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for xy, text in items:
+        px, py = to_px.transform(xy)
+        width = len(text) * char
+        for dx, dy in (
+            LABEL_OFFSET,
+            (7, -4 - height),
+            (-7 - width, 4),
+            (-7 - width, -4 - height),
+            (7, 4 + height),
+            (7, -4 - 2 * height),
+            (-7 - width, 4 + height),
+            (-7 - width, -4 - 2 * height),
+        ):
+            box = (px + dx, py + dy, px + dx + width, py + dy + height)
+            inside = (
+                frame.x0 <= box[0]
+                and box[2] <= frame.x1
+                and frame.y0 <= box[1]
+                and box[3] <= frame.y1
+            )
+            if inside and not any(
+                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
+            ):
+                placed.append(box)
+                out.append((xy, text, (dx, dy)))
+                break
+    return out
+
+
+def _legend(
+    ax: Axes,
+    entries: Sequence[tuple[Patch | Line2D, str]],
+    *,
+    title: str | None = None,
+    lines: int = LEGEND_LINES,
+    left_out: str = "more",
+) -> int:
+    """The legend at the right of the plate, as many entries as fit in `lines` text
+    lines; the last says how many were left out. Returns the lines used."""
+    if not entries:
+        return 0
+    handles: list[Patch | Line2D] = []
+    used = 1 if title else 0
+    for index, (handle, label) in enumerate(entries):
+        height = label.count("\n") + 1
+        rest = len(entries) - index
+        if used + height > lines - (1 if rest > 1 else 0) and index:
+            handles.append(
+                Line2D([], [], ls="none", label=f"… and {rest} {left_out} (platform_info.json)")
+            )
+            used += 1
+            break
+        handle.set_label(label)
+        handles.append(handle)
+        used += height
     ax.legend(
-        handles=list(handles),
+        handles=handles,
         loc="upper left",
         bbox_to_anchor=(1.03, 1.0),
         borderaxespad=0.0,
-        fontsize=fontsize,
+        fontsize=LEGEND_PT,
         title=title,
-        title_fontsize=9.5,
+        title_fontsize=8.5,
+        alignment="left",
         frameon=True,
     )
+    return used
 
 
 def _empty_note(ax: Axes, text: str) -> None:
@@ -277,180 +589,238 @@ def _empty_note(ax: Axes, text: str) -> None:
     ax.text(0, 0, text, ha="center", va="center", fontsize=14, color="#666666", zorder=5)
 
 
-def _side_note(fig: Figure, lines: Sequence[str], y: float = 0.10) -> None:
+def _side_note(fig: Figure, lines: Sequence[str], *, top: float) -> None:
+    """Notes in the right-hand column, from `top` (figure fraction) down."""
     if lines:
-        fig.text(
-            0.725,
-            y,
-            "\n".join(lines),
-            fontsize=8.5,
-            va="bottom",
-            family="monospace",
-            color="#333333",
-        )
+        fig.text(0.725, top, "\n".join(lines), fontsize=8, va="top", color=INK, linespacing=1.35)
 
 
-def _save(fig: Figure, path: Path) -> None:
+def _legend_bottom(used_lines: int, title: bool = False) -> float:
+    """Where (figure fraction) a legend of `used_lines` text lines ends, roughly."""
+    top = AXES_BOX[1] + AXES_BOX[3]
+    return top - (used_lines * 16.5 + (14 if title else 0) + 14) / FIGURE_PX[1]
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Write a figure of this module to `path`: a PNG of exactly FIGURE_PX, verified and
+    renamed into place (never a half-written file)."""
+
     def write(temp: Path) -> None:
         fig.savefig(temp, format="png", dpi=FIGURE_DPI, facecolor="white")
 
     write_atomically_verified(Path(path), write, FIGURE_PX)
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
-
-
-def _z_text(z: float) -> str:
-    return f"{mm(z):g} mm"
-
-
 # ---------------------------------------------------------------------------- figures
 
 
-def holes_view(
-    path: Path,
+def holes_figure(
     *,
     build_id: str,
-    z: float,
-    solids: Sequence[ShapeLoops],
-    holes: Sequence[LoopArray],
-    hole_labels: Sequence[str] | None = None,
-    solid_labels: Sequence[str] | None = None,
+    height: float,
+    loops: Sequence[PlateLoop],
+    layer_zs: Sequence[float] = (),
+    files: int = 0,
+    solid_shapes: int | None = None,
     plate: Plate | None = None,
-) -> None:
-    """Write the holes view at height `z`: metal in grey-blue, holes in orange with rings.
+) -> Figure:
+    """The holes view of one height: every file's loops drawn by nesting.
 
-    `solids` are shapes (exterior first; their own holes are cut out), `holes` the hole
-    loops found by nesting, drawn on top in the contrasting colour and circled so that
-    millimetre-sized holes are visible at plate scale. Labels (one per hole / solid)
-    are drawn only up to MAX_PLATE_LABELS.
+    `height` is the height the view was asked for, `layer_zs` the heights of the file
+    layers that answer it (the title gives those). Holes (odd depth) are labelled with
+    their area and equivalent diameter, the largest first up to MAX_PLATE_LABELS; small
+    ones get a ring so that they show at plate scale; invalid loops are in the alarm
+    colour; line geometry is stroked faint.
     """
     plate = plate or Plate()
-    fig, ax = _plate_figure(
-        plate,
-        f"Build {build_id} — holes at z = {_z_text(z)}",
-        f"{len(solids)} solid shapes, {len(holes)} holes",
-    )
-    solid_path = _shapes_path(solids)
-    if solid_path is not None:
-        _add_geometry(
-            ax, PathPatch(solid_path, facecolor=SOLID_FACE, edgecolor=SOLID_EDGE, lw=0.6, zorder=2)
-        )
-    hole_path = _loops_path(holes)
-    if hole_path is not None:
-        _add_geometry(
-            ax, PathPatch(hole_path, facecolor=HOLE_FACE, edgecolor=HOLE_EDGE, lw=0.8, zorder=3)
-        )
-        centres = np.array([_centre(h) for h in holes if len(h)])
+    holes = [p for p in loops if p.depth is not None and p.depth % 2 == 1]
+    metal = [p for p in loops if p.depth is not None and p.depth % 2 == 0]
+    lines = [p for p in loops if p.depth is None and p.invalid is None]
+    invalid = [p for p in loops if p.invalid is not None]
+    solids = len(metal) if solid_shapes is None else solid_shapes
+    z_real = z_span(layer_zs) if layer_zs else z_text(height)
+    facts = [plural(solids, "solid shape"), plural(len(holes), "hole")]
+    if files:
+        facts.insert(0, plural(files, "file"))
+    if invalid:
+        facts.append(plural(len(invalid), "invalid loop"))
+    if layer_zs and z_span(layer_zs) != z_text(height):
+        facts.append(f"view for {z_text(height)}: each file's nearest layer")
+    fig, ax = _plate_figure(plate, f"Build {build_id} — holes at z = {z_real}", " · ".join(facts))
+
+    _draw_nested(ax, loops)
+    _draw_lines(ax, lines, color=LINE_FAINT, lw=0.5, alpha=0.8, zorder=2.5)
+    small = [h for h in holes if _extent(h.loop) < RING_BELOW_MM]
+    if small:
+        centres = np.array([_centre(h.loop) for h in small])
         ax.scatter(
             centres[:, 0],
             centres[:, 1],
-            s=90,
+            s=110,
             facecolors="none",
             edgecolors=HOLE_EDGE,
             linewidths=1.0,
             zorder=4,
         )
-    if hole_labels is not None and len(hole_labels) <= MAX_PLATE_LABELS:
-        for hole, text in zip(holes, hole_labels, strict=False):
-            x, y = _centre(hole)
-            ax.annotate(
-                text,
-                (x, y),
-                xytext=(6, 6),
-                textcoords="offset points",
-                fontsize=7,
-                color=HOLE_EDGE,
-                zorder=5,
+    largest = sorted(holes, key=lambda h: -h.area)[:MAX_PLATE_LABELS]
+    labelled = _place_labels(ax, [(_centre(h.loop), hole_label(h.area)) for h in largest])
+    for xy, text, offset in labelled:
+        # A label moved away from its first place points back at its hole.
+        moved = offset != LABEL_OFFSET
+        ax.annotate(
+            text,
+            xy,
+            xytext=offset,
+            textcoords="offset pixels",
+            fontsize=LABEL_PT,
+            color="#5c3d00",
+            zorder=7,
+            path_effects=_OUTLINE,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": HOLE_EDGE} if moved else None,
+        )
+    if invalid:
+        _draw_alarm(ax, invalid)
+
+    entries: list[tuple[Patch | Line2D, str]] = [
+        (
+            Patch(facecolor=METAL_FACE, edgecolor=METAL_EDGE),
+            f"metal: even nesting depth ({len(metal)})",
+        ),
+        (
+            Patch(facecolor=HOLE_FACE, edgecolor=HOLE_EDGE),
+            f"hole: odd nesting depth ({len(holes)})",
+        ),
+    ]
+    if small:
+        entries.append(
+            (
+                Line2D([], [], marker="o", ls="none", mfc="none", mec=HOLE_EDGE, ms=9),
+                f"ring: hole under {RING_BELOW_MM:g} mm",
             )
-    if solid_labels is not None and len(solid_labels) <= MAX_PLATE_LABELS:
-        for shape, text in zip(solids, solid_labels, strict=False):
-            if len(shape):
-                x, y = _centre(shape[0])
-                ax.text(
-                    x, y, text, fontsize=7, color=SOLID_EDGE, ha="center", va="center", zorder=5
-                )
-    _legend(
-        ax,
-        [
-            Patch(facecolor=SOLID_FACE, edgecolor=SOLID_EDGE, label=f"solid ({len(solids)})"),
-            Patch(facecolor=HOLE_FACE, edgecolor=HOLE_EDGE, label=f"hole ({len(holes)})"),
-            Line2D(
-                [], [], marker="o", ls="none", mfc="none", mec=HOLE_EDGE, ms=9, label="hole marker"
-            ),
-        ],
-    )
-    if not solids and not holes:
+        )
+    for reason, n in sorted(Counter(p.invalid for p in invalid).items()):
+        entries.append((Patch(facecolor=ALARM, edgecolor=ALARM), f"invalid: {reason} ({n})"))
+    if lines:
+        entries.append(
+            (Line2D([], [], color=LINE_FAINT, lw=1), f"line geometry, stroked ({len(lines)})")
+        )
+    used = _legend(ax, entries)
+    if holes:
+        which = (
+            "every hole"
+            if len(labelled) == len(holes)
+            else f"{len(labelled)} of the {len(holes)} holes (the largest where labels fit)"
+        )
+        note = wrap(
+            f"Labels, on {which}: area (mm²) and equivalent diameter ⌀ = 2√(A/π) (mm), "
+            f"e.g. {hole_label(largest[0].area)}",
+            NOTE_PX,
+            lines=4,
+        )
+        _side_note(fig, [note], top=_legend_bottom(used) - 0.02)
+    if not loops:
         _empty_note(ax, "no geometry at this height")
-    _save(fig, path)
+    return fig
 
 
-def identifier_view(
-    path: Path,
+def identifier_figure(
     *,
     build_id: str,
-    part_label: str,
+    part: PartName | str,
     footprint: Footprint,
     bbox: BBox | None = None,
     others: Sequence[Footprint] = (),
+    other_count: int | None = None,
+    z_range: tuple[float, float] | None = None,
+    layer_count: int | None = None,
+    facts: Sequence[str] = (),
     plate: Plate | None = None,
-) -> None:
-    """Write one part's footprint (all layers) highlighted on the plate, others faint.
+) -> Figure:
+    """One part's footprint over all layers, highlighted, the other parts faint.
 
-    A zoomed inset of the part's bounding box (given, or taken from the footprint) is
-    drawn beside the plate, because most parts are a few mm wide on a 210 mm plate.
+    `others` are footprints drawn faint (one mask of all of them will do);
+    `other_count` is how many parts they hold (default: their number). A zoomed inset
+    of the part's bounding box is drawn beside the plate, because most parts are a few
+    mm wide on a 210 mm plate; `facts` are lines of text for the side column.
     """
     plate = plate or Plate()
+    name = part if isinstance(part, PartName) else None
+    label = name.label if name is not None else str(part)
     if bbox is None:
         bbox = _footprint_bbox(footprint, plate)
     size = f"{bbox[2] - bbox[0]:.1f} × {bbox[3] - bbox[1]:.1f} mm" if bbox else "empty footprint"
-    fig, ax = _plate_figure(plate, f"Build {build_id} — part {_shorten(part_label, 50)}", size)
+    over = "footprint over all layers"
+    if z_range is not None:
+        over += f", z {z_range[0]:g}–{z_range[1]:g} mm"
+    if layer_count is not None:
+        over += f" ({plural(layer_count, 'layer')})"
+    if name is not None:
+        title = f"Build {build_id} — part {name.model_name or f'model {name.model_id}'}"
+        subtitle = f"{name.path}, model id {name.model_id} · {over} · {size}"
+    else:
+        title, subtitle = f"Build {build_id} — part {label}", f"{over} · {size}"
+    fig, ax = _plate_figure(plate, title, subtitle)
     main = _prepare(footprint, plate)
-    items = [(_prepare(f, plate), FAINT, 1.0) for f in others] + [(main, HIGHLIGHT, 0.85)]
+    items = [(_prepare(f, plate), FAINT, 1.0) for f in others] + [(main, METAL_FACE, 1.0)]
     _draw_footprints(ax, items, plate, zorder=2)
-    handles: list[Patch | Line2D] = [Patch(facecolor=HIGHLIGHT, label=_shorten(part_label, 34))]
-    if others:
-        handles.append(Patch(facecolor=FAINT, label=f"other parts ({len(others)})"))
+    entries: list[tuple[Patch | Line2D, str]] = [
+        (Patch(facecolor=METAL_FACE), wrap(label, LEGEND_PX, lines=3))
+    ]
+    count = len(others) if other_count is None else other_count
+    if count:
+        entries.append((Patch(facecolor=FAINT), f"other parts ({count})"))
     if bbox is not None:
         ax.add_patch(_bbox_rectangle(bbox))
-        handles.append(Line2D([], [], color=HOLE_EDGE, ls="--", label="bounding box"))
-        inset = fig.add_axes((0.73, 0.09, 0.25, 0.36))
+        entries.append((Line2D([], [], color=HOLE_EDGE, ls="--"), f"bounding box, {size}"))
+    used = _legend(ax, entries, title="footprint over all layers")
+    _side_note(
+        fig, [wrap(f, NOTE_PX, lines=2) for f in facts], top=_legend_bottom(used, True) - 0.02
+    )
+    if bbox is not None:
+        inset = fig.add_axes((0.75, 0.08, 0.23, 0.30))
         pad = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1.0) * 0.15
         if isinstance(footprint, np.ndarray):
-            _draw_mask_crop(inset, footprint, bbox, pad, HIGHLIGHT, plate)
+            _draw_mask_crop(inset, footprint, bbox, pad, METAL_FACE, plate)
         else:
-            _draw_footprints(inset, [(footprint, HIGHLIGHT, 0.85)], plate, zorder=2)
+            _draw_footprints(inset, [(footprint, METAL_FACE, 1.0)], plate, zorder=2)
         inset.add_patch(_bbox_rectangle(bbox))
         inset.set_xlim(bbox[0] - pad, bbox[2] + pad)
         inset.set_ylim(bbox[1] - pad, bbox[3] + pad)
         inset.set_aspect("equal")
-        inset.set_title("zoom on the part (mm)", fontsize=9)
+        inset.set_title("zoom on the part (mm)", fontsize=8.5)
         inset.tick_params(labelsize=7)
         inset.set_facecolor(PLATE_FACE)
-    _legend(ax, handles)
-    _save(fig, path)
+    return fig
 
 
-def combined_identifiers_view(
-    path: Path,
+def combined_identifiers_figure(
     *,
     build_id: str,
-    parts: Sequence[tuple[str, Footprint, str | None]],
+    parts: Sequence[tuple[PartName | str, Footprint, str | None]],
     plate: Plate | None = None,
-) -> None:
-    """Write every part's footprint in its own colour, labelled on the plate.
+) -> Figure:
+    """Every part's footprint in its own colour, numbered on the plate and named
+    in the legend by folder, file, model id and model name.
 
-    `parts` are (label, footprint, colour); a None colour takes the next palette colour.
+    `parts` are (name, footprint, colour); a None colour takes the next palette colour.
+    Folders that every part shares are said once, in the subtitle.
     """
     plate = plate or Plate()
-    fig, ax = _plate_figure(
-        plate, f"Build {build_id} — all parts", f"{len(parts)} parts, footprints over all layers"
-    )
+    names = [p if isinstance(p, PartName) else None for p, _, _ in parts]
+    known = [n for n in names if n is not None]
+    prefix = _common_folder([n.folder for n in known]) if len(known) == len(names) else ""
+    files = {n.file for n in known}
+    same_file = files.pop() if len(known) == len(names) > 1 and len(files) == 1 else ""
+    subtitle = f"{plural(len(parts), 'part')}, footprints over all layers"
+    if prefix:
+        subtitle += f" · every part in {prefix}/"
+    if same_file:
+        subtitle += f" · every file is {same_file}"
+    fig, ax = _plate_figure(plate, f"Build {build_id} — all parts", subtitle)
     colors = [c if c is not None else palette_color(i) for i, (_, _, c) in enumerate(parts)]
     drawables = [_prepare(f, plate) for _, f, _ in parts]
     _draw_footprints(
-        ax, [(f, c, 0.85) for f, c in zip(drawables, colors, strict=True)], plate, zorder=2
+        ax, [(f, c, 1.0) for f, c in zip(drawables, colors, strict=True)], plate, zorder=2
     )
     if len(parts) <= MAX_PLATE_LABELS:
         # Numbers on the plate, names in the legend: full names would cover the parts.
@@ -464,122 +834,175 @@ def combined_identifiers_view(
                     ha="center",
                     va="center",
                     zorder=5,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": color, "alpha": 0.85},
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": color, "alpha": 0.9},
                 )
-    _legend(
-        ax,
-        [
-            Patch(facecolor=c, label=f"{number}  {_shorten(label, 30)}")
-            for number, ((label, _, _), c) in enumerate(zip(parts, colors, strict=True), 1)
-        ][:40],
-    )
+    one_line = len(parts) > LEGEND_LINES // 2
+    entries: list[tuple[Patch | Line2D, str]] = []
+    for number, ((part, _, _), color) in enumerate(zip(parts, colors, strict=True), 1):
+        text = _part_text(part, prefix, same_file)
+        number_text = f"{number:>2}  "
+        width = LEGEND_PX - text_px(number_text, LEGEND_PT)
+        shown = fit(text, width) if one_line else wrap(text, width, lines=2)
+        indent = "\n" + " " * (len(number_text) + 1)
+        entries.append((Patch(facecolor=color), number_text + shown.replace("\n", indent)))
+    key = "folder" if same_file else "folder/file"
+    _legend(ax, entries, title=f"part: {key} #model id name", left_out="more parts")
     if not parts:
         _empty_note(ax, "no parts analysed")
-    _save(fig, path)
+    return fig
 
 
-def unclosed_view(
-    path: Path,
+def _part_text(part: PartName | str, prefix: str, same_file: str) -> str:
+    """A part's legend text without what every part shares (said in the subtitle)."""
+    if not isinstance(part, PartName):
+        return str(part)
+    folder = part.folder[len(prefix) :].lstrip("/") if prefix else part.folder
+    where = folder if same_file and folder else part._replace(folder=folder).path
+    name = f" {part.model_name}" if part.model_name else ""
+    return f"{where} #{part.model_id}{name}"
+
+
+def _common_folder(folders: Sequence[str]) -> str:
+    """The leading folders every one of `folders` lies in ('' when none or only one)."""
+    if len(folders) < 2:
+        return ""
+    split = [f.split("/") for f in folders]
+    common: list[str] = []
+    for level in zip(*split, strict=False):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    # A part's own folder is never the prefix: a label keeps at least one folder.
+    if any(len(s) <= len(common) for s in split):
+        common = common[: min(len(s) for s in split) - 1]
+    return "/".join(common)
+
+
+def unclosed_figure(
     *,
     build_id: str,
     items: Sequence[UnclosedItem | tuple[LoopArray, str, float, str]],
+    totals: dict[str, int] | None = None,
     plate: Plate | None = None,
-) -> None:
-    """Write OPEN/DASHED lines and invalid loops, one colour per reason, or "none found".
+) -> Figure:
+    """The defects (invalid loops, unexpected open shapes) in the alarm colour
+    over the open-by-design line geometry (lattice, net and support lines), drawn faint.
 
-    Open lines get a dot at their first vertex. A side list names the first items
-    (file and height); the legend counts items per reason.
+    `totals` are the counts per reason over everything found (the items may be a
+    capped selection); the legend counts from it. The side column lists the defects by
+    file and reason, with their heights.
     """
     plate = plate or Plate()
     entries = [UnclosedItem(*item) for item in items]
-    if entries:
-        zs = [float(e.z) for e in entries]
-        files = {e.file for e in entries}
-        subtitle = (
-            f"{len(entries)} items in {len(files)} files, z {_z_text(min(zs))} – {_z_text(max(zs))}"
-        )
-    else:
-        subtitle = "all loops are closed and valid"
-    fig, ax = _plate_figure(plate, f"Build {build_id} — unclosed and invalid loops", subtitle)
-    reasons = sorted({e.reason for e in entries})
-    handles: list[Patch | Line2D] = []
-    for index, reason in enumerate(reasons):
-        color = REASON_COLORS[index % len(REASON_COLORS)]
-        group = [e for e in entries if e.reason == reason]
-        segments: list[npt.NDArray[Any]] = []
-        starts = []
-        for e in group:
-            loop = np.asarray(e.loop, dtype=np.float64).reshape(-1, 2)
-            if len(loop) == 0:
-                continue
-            if e.dashed:
-                segments.extend(line_pieces(loop, dashed=True))
-            else:
-                segments.append(np.vstack([loop, loop[:1]]) if e.closed else loop)
-            if not e.closed:
-                starts.append(loop[0])
-        ax.add_collection(LineCollection(segments, colors=color, linewidths=1.4, zorder=3))
-        if starts:
-            s = np.array(starts)
-            ax.scatter(s[:, 0], s[:, 1], s=14, color=color, zorder=4)
-        handles.append(Line2D([], [], color=color, lw=2, label=f"{reason} ({len(group)})"))
-    _legend(ax, handles, title="reason (count)" if handles else None)
-    if entries:
-        shown = entries[:14]
-        lines = ["first items:"] + [f"{_shorten(e.file, 26):26s} z={mm(e.z):g}" for e in shown]
-        if len(entries) > len(shown):
-            lines.append(f"… and {len(entries) - len(shown)} more")
-        _side_note(fig, lines)
+    defects = [e for e in entries if not e.by_design]
+    by_design = [e for e in entries if e.by_design]
+    design_reasons = {e.reason for e in by_design}
+    counts = Counter(e.reason for e in entries) if totals is None else Counter(totals)
+    defect_counts = {r: n for r, n in sorted(counts.items()) if r not in design_reasons}
+    design_counts = {r: n for r, n in sorted(counts.items()) if r in design_reasons}
+    n_defects, n_lines = sum(defect_counts.values()), sum(design_counts.values())
+    facts = [plural(n_defects, "defect") if n_defects else "no defects"]
+    if n_defects:
+        files = {e.file for e in defects}
+        zs = [float(e.z) for e in defects]
+        facts.append(f"in {plural(len(files), 'file')}, z {z_text(min(zs))} – {z_text(max(zs))}")
+    facts.append(f"{plural(n_lines, 'open line')} by design (lattice, net, support), drawn faint")
+    fig, ax = _plate_figure(
+        plate, f"Build {build_id} — invalid loops and open shapes", " · ".join(facts)
+    )
+    _draw_lines(ax, by_design, color=LINE_FAINT, lw=0.5, alpha=0.6, zorder=2)
+    if defects:
+        _draw_alarm(ax, defects, zorder=4)
+    legend: list[tuple[Patch | Line2D, str]] = [
+        (Patch(facecolor=ALARM, edgecolor=ALARM), f"defect: {reason} ({n})")
+        for reason, n in defect_counts.items()
+    ] + [
+        (Line2D([], [], color=LINE_FAINT, lw=1), f"by design: {reason} ({n})")
+        for reason, n in design_counts.items()
+    ]
+    used = _legend(ax, legend, title="what (count)")
+    if defects:
+        _side_note(fig, _defect_list(defects, n_defects), top=_legend_bottom(used, True) - 0.02)
     else:
         ax.text(
             0,
             0,
-            "No unclosed or invalid loops found",
+            "No invalid loops or unexpected open shapes",
             ha="center",
             va="center",
-            fontsize=16,
+            fontsize=14,
             color="#1b7a2f",
             fontweight="bold",
             zorder=5,
             bbox={"boxstyle": "round,pad=0.6", "fc": "#e6f4ea", "ec": "#1b7a2f"},
         )
-    _save(fig, path)
+    return fig
 
 
-def composite_view(
-    path: Path,
+def _defect_list(defects: Sequence[UnclosedItem], total: int, lines: int = 22) -> list[str]:
+    """Defects grouped by file and reason, each with its heights, within `lines` lines."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for e in defects:
+        groups.setdefault((e.file, e.reason), []).append(mm(float(e.z)))
+    out = ["defects by file:"]
+    used = 1
+    for index, ((file, reason), zs) in enumerate(groups.items()):
+        heights = ", ".join(f"{z:g}" for z in zs[:6]) + (", …" if len(zs) > 6 else "")
+        block = [
+            wrap(file, NOTE_PX, lines=2),
+            wrap(f"  {reason} ×{len(zs)} at z {heights} mm", NOTE_PX, lines=2),
+        ]
+        height = sum(b.count("\n") + 1 for b in block)
+        if used + height > lines - 1:
+            out.append(f"… {len(groups) - index} more: invalid_loops in platform_info.json")
+            break
+        out.extend(block)
+        used += height
+    if total > len(defects):
+        out.append(f"({len(defects)} of {total} drawn)")
+    return out
+
+
+def composite_figure(
     *,
     build_id: str,
-    z: float,
-    shapes_by_folder: Mapping[str, Sequence[ShapeLoops]],
+    height: float,
+    folders: Sequence[tuple[str, Sequence[PlateLoop], int]],
+    layer_zs: Sequence[float] = (),
     plate: Plate | None = None,
-) -> None:
-    """Write every folder's shapes at height `z`, one colour per folder (in mapping order)."""
+) -> Figure:
+    """Every folder's loops at one height by nesting, metal in the folder's colour.
+
+    `folders` are (folder, loops, shape count) in colour order; holes are in the hole
+    colour, line geometry is stroked faint.
+    """
     plate = plate or Plate()
-    total = sum(len(s) for s in shapes_by_folder.values())
-    fig, ax = _plate_figure(
-        plate,
-        f"Build {build_id} — all folders at z = {_z_text(z)}",
-        f"{len(shapes_by_folder)} folders, {total} shapes",
-    )
-    handles: list[Patch | Line2D] = []
-    for index, (folder, shapes) in enumerate(shapes_by_folder.items()):
-        color = palette_color(index)
-        shape_path = _shapes_path(shapes)
-        if shape_path is not None:
-            _add_geometry(
-                ax,
-                PathPatch(
-                    shape_path, facecolor=to_rgba(color, 0.8), edgecolor=color, lw=0.6, zorder=2
-                ),
-            )
-        handles.append(
-            Patch(facecolor=color, label=f"{_shorten(folder or '(Models)', 26)} ({len(shapes)})")
-        )
-    _legend(ax, handles[:40], title="folder (shapes)")
+    total = sum(n for _, _, n in folders)
+    z_real = z_span(layer_zs) if layer_zs else z_text(height)
+    subtitle = f"{plural(len(folders), 'folder')}, {plural(total, 'shape')}"
+    if layer_zs and z_real != z_text(height):
+        subtitle += f" · view for {z_text(height)}: each file's nearest layer"
+    fig, ax = _plate_figure(plate, f"Build {build_id} — all folders at z = {z_real}", subtitle)
+    colors = [palette_color(i) for i in range(len(folders))]
+    loops = [p._replace(group=i) for i, (_, group, _) in enumerate(folders) for p in group]
+    _draw_nested(ax, loops, metal=colors or (METAL_FACE,))
+    for index, color in enumerate(colors):
+        lines = [p for p in loops if p.depth is None and p.group == index]
+        _draw_lines(ax, lines, color=color, lw=0.5, alpha=0.8, zorder=2.5)
+    invalid = [p for p in loops if p.invalid is not None]
+    if invalid:
+        _draw_alarm(ax, invalid)
+    entries: list[tuple[Patch | Line2D, str]] = [
+        (Patch(facecolor=c), wrap(f"{folder or '(Models)'} ({n})", LEGEND_PX, lines=2))
+        for (folder, _, n), c in zip(folders, colors, strict=True)
+    ]
+    entries.append((Patch(facecolor=HOLE_FACE, edgecolor=HOLE_EDGE), "hole"))
+    if invalid:
+        entries.append((Patch(facecolor=ALARM), f"invalid loop ({len(invalid)})"))
+    _legend(ax, entries, title="folder (shapes)", left_out="more folders")
     if total == 0:
         _empty_note(ax, "no geometry at this height")
-    _save(fig, path)
+    return fig
 
 
 def _bbox_rectangle(bbox: BBox) -> Rectangle:
