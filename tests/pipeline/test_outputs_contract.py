@@ -57,6 +57,15 @@ RECORD_FIELDS = {
     "kind",
     "line_format",
 }
+# Added to the records of holes only (OUTPUTS.md, per-layer path data).
+HOLE_FIELDS = {
+    "perimeter_mm",
+    "equivalent_diameter_mm",
+    "circularity",
+    "bounding_box",
+    "centroid",
+    "hole_track",
+}
 CONSUMER_PATTERN = re.compile(r"^platform_layer_pathdata_([0-9.]+)mm\.json$")
 
 
@@ -83,8 +92,9 @@ def test_pathdata_files_are_compact_with_four_decimals_and_every_field(analysed)
     assert "\n" not in raw and ", " not in raw
     records = json.loads(raw)
     assert records
+    assert any(rec["is_hole"] for rec in records)
     for rec in records:
-        assert set(rec) == RECORD_FIELDS
+        assert set(rec) == RECORD_FIELDS | (HOLE_FIELDS if rec["is_hole"] else set())
         assert rec["type"] == "path" and rec["fill_closed"] == "y"
         assert rec["line_format"] in ("closed", "open", "dashed")
         assert rec["should_close"] is (rec["line_format"] == "closed")
