@@ -1,4 +1,5 @@
-"""Build routes: the builds found under MIDAS_BASE_PATH and the results of one build."""
+"""Build routes: the builds found under MIDAS_BASE_PATH, the results of one build and its
+PDF report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import stat
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from clf_analysis.abp.discovery import (
     BuildPackage,
@@ -20,6 +21,8 @@ from clf_analysis.abp.errors import BuildNotFound, InvalidBuildId, UnsafeSharePa
 from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.api.artifacts import (
     CHANGING,
+    FILE_HEADERS,
+    IF_NONE_MATCH,
     NO_RESULTS,
     artifact_url,
     no_results,
@@ -27,7 +30,7 @@ from clf_analysis.api.artifacts import (
     refused,
     results_changing,
 )
-from clf_analysis.api.contract import Link, Operation, Reply, declare, problem
+from clf_analysis.api.contract import Header, Link, Operation, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
 from clf_analysis.api.layers import layer_files
 from clf_analysis.api.models import (
@@ -41,6 +44,8 @@ from clf_analysis.api.parsing import BUILD_ID, IntegerQuery, build_id_arg
 from clf_analysis.api.service import service
 from clf_analysis.jobs.models import Job
 from clf_analysis.layout import OUTPUT_DIR, PATHDATA_DIR, PLATFORM_INFO
+from clf_analysis.render.plate import Plate
+from clf_analysis.render.report import ReportError, build_report
 
 log = logging.getLogger(__name__)
 bp = Blueprint("builds", __name__)
@@ -85,6 +90,7 @@ def _build_summary(
             "analyze": f"/api/builds/{build_id}/analyze",
             "results": f"/api/builds/{build_id}/results",
             "layers": f"/api/builds/{build_id}/layers",
+            "report": f"/api/builds/{build_id}/report.pdf",
         },
     )
 
@@ -281,3 +287,77 @@ def build_results(build_id: str) -> Response:
             latest_job=_job_view(service().store.latest_for_build(build_id)),
         ).dump()
     )
+
+
+@bp.get("/api/builds/<path:build_id>/report.pdf")
+@declare(
+    Operation(
+        "The build report: one PDF drawn from the published results",
+        description="Summary (build, package checksum, parameters, parts table), warnings "
+        "and invalid loops, the plate at each holes-view height and a page per part; the "
+        "same as `clf-analysis build-report`. Drawn on request (seconds for a large build); "
+        "the ETag follows the results, so If-None-Match saves the drawing.",
+        parameters=(BUILD_ID, IF_NONE_MATCH),
+        replies={
+            200: Reply(
+                "The PDF.",
+                media=("application/pdf",),
+                headers={
+                    "ETag": FILE_HEADERS["ETag"],
+                    "Content-Disposition": Header("inline, named <build id>_build_report.pdf."),
+                    "X-Content-Type-Options": FILE_HEADERS["X-Content-Type-Options"],
+                },
+            ),
+            304: Reply(
+                "The results, and so the report, are unchanged since the ETag sent.",
+                headers={"ETag": FILE_HEADERS["ETag"]},
+            ),
+        },
+        refusals=(
+            NO_RESULTS,
+            CHANGING,
+            problem(
+                500,
+                "results-unreadable",
+                description="platform_info.json is not an analysis summary (the log says why).",
+            ),
+        ),
+    )
+)
+def build_report_pdf(build_id: str) -> Response:
+    build_id = build_id_arg(build_id)
+    settings = service().settings
+    with open_outputs(build_id) as outputs:
+        try:
+            info = outputs.lstat(PLATFORM_INFO)
+        except UnsafeSharePath as exc:
+            raise refused(build_id, exc) from None
+        if info is None:
+            raise no_results(build_id)
+        # The results' version: a new run publishes a new platform_info.json.
+        etag = f"report-{info.st_mtime_ns:x}-{info.st_size:x}-{info.st_ino:x}"
+        if request.if_none_match.contains(etag):
+            response = Response(status=304)
+            response.set_etag(etag)
+            return response
+        try:
+            pdf = build_report(
+                outputs.read_bytes, Plate(settings.plate_size_mm, settings.plate_px_per_mm)
+            )
+        except FileNotFoundError:  # listed files swapped out by a publish while read
+            raise results_changing(build_id) from None
+        except UnsafeSharePath as exc:
+            raise refused(build_id, exc) from None
+        except ReportError as exc:
+            log.error("no report for %s: %s", outputs.rel(PLATFORM_INFO), exc)
+            raise ApiError(
+                500,
+                "Internal Server Error",
+                f"the results of build {build_id} cannot be read",
+                kind="results-unreadable",
+            ) from None
+    response = Response(pdf, mimetype="application/pdf")
+    response.set_etag(etag)
+    response.headers["Content-Disposition"] = f'inline; filename="{build_id}_build_report.pdf"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,5 +1,5 @@
 """`clf-analysis`: one command, many roles (serve, worker, submit, query, report,
-inspect, analyze, demo).
+inspect, analyze, build-report, demo).
 
 Each role is a module of this package with `register(subparsers)`, listed in `COMMANDS`;
 the module keeps its heavy imports inside the command so that `clf-analysis --help`
@@ -13,10 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from clf_analysis import __version__
-from clf_analysis.cli import analyze, demo, inspect, query, report, serve, submit, worker
+from clf_analysis.cli import (
+    analyze,
+    build_report,
+    demo,
+    inspect,
+    query,
+    report,
+    serve,
+    submit,
+    worker,
+)
 
 # In the order `--help` lists them.
-COMMANDS = (analyze, demo, inspect, query, report, serve, submit, worker)
+COMMANDS = (analyze, build_report, demo, inspect, query, report, serve, submit, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
