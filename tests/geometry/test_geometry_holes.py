@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from .shapes import regular, square
 
 from clf_analysis.geometry.holes import HoleTracker, equivalent_diameter, hole_metrics
 from clf_analysis.geometry.loops import analyze_loops
+
+from .shapes import regular, square
 
 
 def measured(loops):

@@ -120,7 +120,7 @@ def test_the_default_build_holds_every_synthetic_design(analysed):
 def test_every_synthetic_build_has_the_legacy_shapes(request, name):
     out, info = _outputs(request, name)
     assert _errors(INFO_VALIDATOR, info) == []
-    assert info["schema_version"] == 3
+    assert info["schema_version"] == 4
     assert (out / PATHDATA).exists() is info["parameters"]["pathdata"]
     if info["parameters"]["pathdata"]:  # the records of every layer the legacy samples answer
         for z in sorted({entry["z"] for entry in info["layers"]}):

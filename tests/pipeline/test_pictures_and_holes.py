@@ -46,9 +46,7 @@ class Built:
 
     def part(self, design: str) -> dict[str, Any]:
         key = next(k for k, p in self.truth.parts.items() if p.design == design)
-        return next(
-            p for p in self.info["parts"] if (p["folder"], p["file"], p["model_id"]) == key
-        )
+        return next(p for p in self.info["parts"] if (p["folder"], p["file"], p["model_id"]) == key)
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +163,8 @@ def test_hole_records_carry_their_measures(built: Built) -> None:
         assert record["equivalent_diameter_mm"] == pytest.approx(
             2 * math.sqrt(area / math.pi), abs=1e-4
         )
-        assert record["circularity"] == pytest.approx(
-            4 * math.pi * area / perimeter**2, abs=2e-4
-        )
-        assert record["bounding_box"] == pytest.approx(
-            [*xy.min(axis=0), *xy.max(axis=0)], abs=1e-4
-        )
+        assert record["circularity"] == pytest.approx(4 * math.pi * area / perimeter**2, abs=2e-4)
+        assert record["bounding_box"] == pytest.approx([*xy.min(axis=0), *xy.max(axis=0)], abs=1e-4)
         assert isinstance(record["hole_track"], int)
         assert record["parent_shape_id"] is not None
         checked += 1

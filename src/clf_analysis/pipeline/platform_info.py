@@ -22,8 +22,9 @@ from clf_analysis.pipeline.holes import part_holes
 from clf_analysis.pipeline.path_counts import PathCounts
 from clf_analysis.pipeline.stages import ImageEntries, LayerPass, Prepared, RunLabel
 
-# 1 was the legacy service's untyped file; 3 restored its field shapes (docs/OUTPUTS.md).
-SCHEMA_VERSION = 3
+# 1 was the legacy service's untyped file; 3 restored its field shapes, 4 added the holes
+# across layers (docs/OUTPUTS.md).
+SCHEMA_VERSION = 4
 # Where today's images draw (plate rasters fill and stroke, single points are not drawn).
 VISUALIZATION_SETTINGS = {"draw_points": "n", "draw_lines": "y"}
 
