@@ -223,15 +223,21 @@ class HoleTracker:
         key = _layer_key(groups_here, metrics, rows)
         previous = self._previous
         if previous is not None and previous.key == key:
-            tracks = previous.tracks  # the same holes as on the layer before
+            # The same holes as on the layer before: their extremes are already counted.
+            tracks = previous.tracks
+            self._store.z_last[tracks] = z
+            self._store.layers[tracks] += 1
+            ids[rows] = tracks
+            return ids
         else:
             tracks = np.full(len(rows), -1, dtype=np.int64)
             if previous is not None:
                 new_at, old_at = _match(metrics, rows, groups_here, previous)
                 tracks[new_at] = previous.tracks[old_at]
             opening = np.flatnonzero(tracks < 0)
-            tracks[opening] = self._open(z, groups_here[opening], metrics, rows[opening])
-        self._extend(tracks, z, metrics, rows)
+            if len(opening):
+                tracks[opening] = self._open(z, groups_here[opening], metrics, rows[opening])
+            self._extend(tracks, z, metrics, rows)
         ids[rows] = tracks
         self._previous = _Previous(groups_here, tracks, metrics, rows, key)
         return ids
@@ -305,9 +311,10 @@ def _match(
     if not len(new_i):
         return new_i, old_i
     new_c, old_c = metrics.centroid[rows], old_m.centroid[old_rows]
-    linked = _contains(old_m, old_rows[old_i], new_c[new_i]) | _contains(
-        metrics, rows[new_i], old_c[old_i]
-    )
+    linked = _contains(old_m, old_rows[old_i], new_c[new_i])
+    other_way = np.flatnonzero(~linked)
+    if len(other_way):
+        linked[other_way] = _contains(metrics, rows[new_i[other_way]], old_c[old_i[other_way]])
     # Pairs whose centroids both miss: decide by overlap, for holes still unpaired.
     undecided = np.flatnonzero(~linked)
     if len(undecided):
@@ -347,15 +354,15 @@ def _contains(metrics: HoleMetrics, rows: IntArray, points: FloatArray) -> BoolA
     Every pair's polygon edges are laid end to end and tested against its point at once.
     """
     counts = metrics.counts[rows]
-    starts = metrics.starts[rows]
-    total = int(counts.sum())
     pair_start = np.zeros(len(rows), dtype=np.int64)
     np.cumsum(counts[:-1], out=pair_start[1:])
-    offset = np.arange(total) - np.repeat(pair_start, counts)
-    vertex = np.repeat(starts, counts) + offset
-    following = np.repeat(starts, counts) + (offset + 1) % np.repeat(counts, counts)
-    px = np.repeat(points[:, 0], counts)
-    py = np.repeat(points[:, 1], counts)
+    # Per edge: its pair, its first vertex and the one that follows in the same loop.
+    pair = np.repeat(np.arange(len(rows)), counts)
+    offset = np.arange(len(pair)) - pair_start[pair]
+    first = metrics.starts[rows][pair]
+    vertex = first + offset
+    following = first + (offset + 1) % counts[pair]
+    px, py = points[pair, 0], points[pair, 1]
     x0, y0 = metrics.xy[vertex, 0], metrics.xy[vertex, 1]
     x1, y1 = metrics.xy[following, 0], metrics.xy[following, 1]
     straddles = (y0 > py) != (y1 > py)
@@ -383,6 +390,8 @@ def _mutually_nearest(
 ) -> tuple[IntArray, IntArray]:
     """One-to-one pairs: each other's nearest, in rounds over the holes still unpaired
     (a hole whose nearest candidate paired with another may pair with its next one)."""
+    if not len(new_i) or (np.bincount(new_i).max() == 1 and np.bincount(old_i).max() == 1):
+        return new_i, old_i  # one candidate each: nothing to choose
     # In (new, old) order, the globally nearest pair that comes first is kept by both of
     # its holes, so every round keeps one pair at least.
     order = np.lexsort((old_i, new_i))

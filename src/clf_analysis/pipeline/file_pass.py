@@ -21,12 +21,12 @@ from clf_analysis.abp.errors import BuildError
 from clf_analysis.clf import CLFFile, CLFFormatError, Model, open_clf
 from clf_analysis.clf.lookup import layer_indices
 from clf_analysis.clf.types import Box, LoopArray
-from clf_analysis.geometry.holes import HoleTracker, HoleTracks
+from clf_analysis.geometry.holes import HoleTracks
 from clf_analysis.geometry.stats import BuildStats, PartKey
 from clf_analysis.layout import mm
 from clf_analysis.pipeline import heights as H
 from clf_analysis.pipeline.errors import AnalysisCancelled, AnalysisError
-from clf_analysis.pipeline.holes import measure_holes
+from clf_analysis.pipeline.holes import HoleFollower, measure_holes
 from clf_analysis.pipeline.part_keys import part_keys
 from clf_analysis.pipeline.path_counts import LayerSample, PathCounts
 from clf_analysis.pipeline.pathdata import (
@@ -233,7 +233,7 @@ def run_file_pass(
         samples=samples,
         unclosed=tally.unclosed,
         snapshots=snapshots,
-        hole_tracks=tally.holes.tracks,
+        hole_tracks=tally.holes.tracker.tracks,
         warnings=warnings,
         seconds=time.perf_counter() - started,
     )
@@ -285,7 +285,7 @@ class _Tally:
     path_counts: dict[int, PathCounts] = field(default_factory=dict)
     shape_kinds: dict[str, int] = field(default_factory=dict)
     unclosed: list[UnclosedItem] = field(default_factory=list)
-    holes: HoleTracker = field(default_factory=HoleTracker)
+    holes: HoleFollower = field(default_factory=HoleFollower)
 
     def _mask(self, key: int) -> FootprintMask:
         mask = self.masks.get(key)

@@ -7,13 +7,14 @@ hole record can name its track); `part_holes` turns a file's tracks into the per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from clf_analysis.geometry.holes import HoleMetrics, HoleTracker, HoleTracks, hole_metrics
+from clf_analysis.geometry.loops import analyze_loops
 from clf_analysis.layout import mm
 from clf_analysis.pipeline.pathdata import FileLayer
 
@@ -26,44 +27,101 @@ METRIC_DECIMALS = 4
 
 @dataclass(frozen=True, eq=False)
 class LayerHoles:
-    """The holes of one file layer: metrics, and the track of each (-1: not tracked)."""
+    """The holes of one file layer: metrics, the track of each, their record fields."""
 
     metrics: HoleMetrics
-    tracks: npt.NDArray[np.int64]
-    row_of: npt.NDArray[np.int64]  # analysed loop index -> row of `metrics`, -1 if not a hole
+    groups: npt.NDArray[np.int64]  # model id of each hole
+    tracks: npt.NDArray[np.int64]  # -1: not followed
+    by_loop: dict[int, dict[str, object]]  # analysed loop index -> its record's hole fields
 
     def fields(self, loop: int) -> dict[str, object]:
         """The hole fields of the path-data record of analysed loop `loop` ({} if no hole)."""
-        j = int(self.row_of[loop]) if loop < len(self.row_of) else -1
-        if j < 0:
-            return {}
-        m = self.metrics
-        track = int(self.tracks[j])
-        return {
-            "perimeter_mm": round(float(m.perimeter[j]), METRIC_DECIMALS),
-            "equivalent_diameter_mm": round(float(m.equivalent_diameter[j]), METRIC_DECIMALS),
-            "circularity": round(float(m.circularity[j]), METRIC_DECIMALS),
-            "bounding_box": [mm(v) for v in m.bounds[j].tolist()],
-            "centroid": [mm(v) for v in m.centroid[j].tolist()],
-            "hole_track": track if track >= 0 else None,
+        return self.by_loop.get(loop, {})
+
+    @classmethod
+    def of(
+        cls, metrics: HoleMetrics, groups: npt.NDArray[np.int64], tracks: npt.NDArray[np.int64]
+    ) -> LayerHoles:
+        rounded = [
+            np.round(values, METRIC_DECIMALS).tolist()
+            for values in (
+                metrics.perimeter,
+                metrics.equivalent_diameter,
+                metrics.circularity,
+                metrics.bounds,
+                metrics.centroid,
+            )
+        ]
+        by_loop = {
+            loop: {
+                "perimeter_mm": perimeter,
+                "equivalent_diameter_mm": diameter,
+                "circularity": circularity,
+                "bounding_box": box,
+                "centroid": centre,
+                "hole_track": track if track >= 0 else None,
+            }
+            for loop, perimeter, diameter, circularity, box, centre, track in zip(
+                metrics.index.tolist(), *rounded, tracks.tolist(), strict=True
+            )
         }
+        return cls(metrics, groups, tracks, by_loop)
 
 
-def measure_holes(fl: FileLayer, tracker: HoleTracker) -> LayerHoles:
-    """Measure the holes of one file layer and follow them from the layer before."""
+NO_HOLES = LayerHoles.of(
+    hole_metrics([], analyze_loops([])), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+)
+
+
+@dataclass
+class HoleFollower:
+    """Follows the holes of one file through its layers (`measure_holes`)."""
+
+    tracker: HoleTracker = field(default_factory=HoleTracker)
+    previous: LayerHoles | None = None
+    previous_key: bytes = b""
+
+
+def measure_holes(fl: FileLayer, follower: HoleFollower) -> LayerHoles:
+    """Measure the holes of one file layer and follow them from the layer before.
+
+    A layer whose holes are those of the layer before (same loops, same places among the
+    file's loops: a prismatic section, the common case) reuses its measures.
+    """
     a = fl.analysis
     shapes = fl.layer.shapes
-    loops = [shapes[r.shape_index].loops[r.path_index] for r in fl.model_loops]
-    metrics = hole_metrics(loops, a)
+    index = np.flatnonzero(a.is_hole)
+    if not len(index):
+        follower.tracker.add(fl.layer.z, NO_HOLES.metrics, NO_HOLES.groups)
+        follower.previous, follower.previous_key = None, b""
+        return NO_HOLES
+    refs = [fl.model_loops[k] for k in index.tolist()]
     groups = np.fromiter(
-        (shapes[fl.model_loops[k].shape_index].model_id for k in metrics.index.tolist()),
-        dtype=np.int64,
-        count=len(metrics),
+        (shapes[r.shape_index].model_id for r in refs), dtype=np.int64, count=len(refs)
     )
-    tracks = tracker.add(fl.layer.z, metrics, groups)
-    row_of = np.full(len(a), -1, dtype=np.int64)
-    row_of[metrics.index] = np.arange(len(metrics))
-    return LayerHoles(metrics, tracks, row_of)
+    loops = [shapes[r.shape_index].loops[r.path_index] for r in refs]
+    key = b"".join(
+        [groups.tobytes(), index.tobytes(), a.parent[index].tobytes(), a.counted[index].tobytes()]
+        + [np.ascontiguousarray(loop).tobytes() for loop in loops]
+    )
+    previous = follower.previous
+    if previous is not None and key == follower.previous_key:
+        metrics = previous.metrics
+    else:
+        metrics = hole_metrics(
+            [shapes[r.shape_index].loops[r.path_index] for r in fl.model_loops], a
+        )
+    tracks = follower.tracker.add(fl.layer.z, metrics, groups)
+    if (
+        previous is not None
+        and metrics is previous.metrics
+        and np.array_equal(tracks, previous.tracks)
+    ):
+        holes = previous
+    else:
+        holes = LayerHoles.of(metrics, groups, tracks)
+    follower.previous, follower.previous_key = holes, key
+    return holes
 
 
 def part_holes(
