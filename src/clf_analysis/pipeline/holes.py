@@ -2,7 +2,7 @@
 
 `measure_holes` runs once per analysed file layer (before its records are written, so a
 hole record can name its track); `part_holes` turns a file's tracks into the per-part
-`holes` summary of platform_info.json (docs/OUTPUTS.md, "Holes of a part").
+`holes` summary of platform_info.json (`parts[].holes` in docs/OUTPUTS.md).
 """
 
 from __future__ import annotations
