@@ -83,3 +83,8 @@ def test_cancel_of_an_unknown_job_names_it(guarded: Served) -> None:
     done = run_cli("cancel", "nope", "--url", guarded.url, "--token", TOKEN)
     assert done.returncode == 1
     assert done.stderr == f"clf-analysis cancel: job nope not found at {guarded.url} (HTTP 404)\n"
+    # With --json, a script gets the problem as the service sent it.
+    for command in ("cancel", "query"):
+        as_json = run_cli(command, "nope", "--json", "--url", guarded.url, "--token", TOKEN)
+        assert as_json.returncode == 1
+        assert json.loads(as_json.stdout)["type"].endswith("/job-not-found")

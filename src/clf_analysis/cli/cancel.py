@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         if exc.http_status == 409 and body.get("job_status") == JobState.CANCELLED:
             print(f"{args.job_id} cancelled (already)")
             return 0
+        if args.json and exc.body is not None:
+            print(json.dumps(exc.body, indent=2))  # a script reads the problem as sent
         return _fail(str(exc), exc.exit_code)
     if args.wait and job["status"] not in FINISHED_STATES:
         try:

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         body = client.jobs(state=args.state, build_id=args.build_id, limit=args.limit)
     except ClientError as exc:
+        if args.json and exc.body is not None:
+            print(json.dumps(exc.body, indent=2))  # a script reads the problem as sent
         print(f"clf-analysis query: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
