@@ -50,7 +50,7 @@ class ClientError(Exception):
 def service_url(url: str, named_by: str = "--url") -> str:
     """The base URL to call: `HOST:PORT` gets `http://`, a `HOST` alone also the service's
     port 6300 (an explicit `http://HOST` keeps the scheme's own port: a proxy may serve it
-    there); other schemes, a port that is no number and a path-like host are refused."""
+    there); other schemes and a port that is no number are refused (ClientError, usage)."""
     text = url.strip().rstrip("/")
     bare = "://" not in text
     if bare:
@@ -153,7 +153,8 @@ class ApiClient:
         return cls(
             base_url=url or env_url or DEFAULT_URL,
             token=token or env_token,
-            url_named_by="--url" if url else "CLF_ANALYSIS_URL" if env_url else "the default URL",
+            # The default is not the user's doing: what to change is --url.
+            url_named_by="CLF_ANALYSIS_URL" if env_url and not url else "--url",
             token_named_by="--token" if token else "API_TOKEN" if env_token else None,
         )
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clf_analysis.cli.options import at_least
+
+if TYPE_CHECKING:
+    from clf_analysis.cli.job_store import StoreChoice
 
 
 def register(subparsers: Any) -> None:
@@ -165,7 +168,7 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _choice(database_url: str | None) -> Any:
+def _choice(database_url: str | None) -> StoreChoice:
     """The store to read: --database-url, else the settings' (ConfigError, ValueError)."""
     from clf_analysis.cli.job_store import StoreChoice, configured_store
     from clf_analysis.config import database_url_problem, load_settings

@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
         help="submit an analysis to the service over HTTP",
         description="Submit an analysis of a build to a running service. With --wait, show "
         "progress on stderr and end with where the results are; exit 0 when completed, "
-        "1 when failed, cancelled or refused, 2 for a build id that cannot be one.",
+        "1 when failed, cancelled or refused, 2 for a build id or a URL that cannot be one.",
     )
     p.add_argument("build_id", help="build folder name under the service's MIDAS_BASE_PATH")
     add_service_options(p)
