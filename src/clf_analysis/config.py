@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,37 @@ DEFAULT_CORS_ORIGINS = (
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the variable."""
+
+
+JOB_STORE_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+# The job store relies on what these two offer (SQLite's locking, PostgreSQL's advisory
+# locks); another database would fail at its first job, not at start.
+_JOB_STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot name the job store (unparsable, another database, a driver that is
+    not installed), or None; checked before anything connects."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"not a database URL; write {JOB_STORE_URL_FORMS}"
+    backend = parsed.get_backend_name()
+    if backend not in _JOB_STORE_BACKENDS:
+        return f"the job store cannot be a {backend!r} database; write {JOB_STORE_URL_FORMS}"
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        return f"no driver {parsed.drivername!r} is installed; write {JOB_STORE_URL_FORMS}"
+    return None
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its `user:password@` part replaced by `***`."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
 
 
 class Settings(BaseModel):
@@ -66,6 +98,14 @@ class Settings(BaseModel):
             return tuple(o.strip() for o in v.split(",") if o.strip())
         return v
 
+    @field_validator("database_url")
+    @classmethod
+    def _job_store_url(cls, v: str | None) -> str | None:
+        problem = None if v is None else database_url_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
@@ -77,9 +117,28 @@ class Settings(BaseModel):
         return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'jobs.db'}"
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Build Settings from the environment (upper-case names) plus explicit overrides."""
+def _shown_input(field: str, value: object) -> str:
+    """A refused value as a message may show it: never a secret."""
+    if field == "api_token":
+        return "(not shown)"
+    if field == "database_url" and isinstance(value, str):
+        return repr(without_password(value))
+    return repr(value)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    option_names: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Build Settings from the environment (upper-case names) plus explicit overrides.
+
+    An error names the variable of the value it refuses, or for an override its entry in
+    `option_names` (the command-line flag it came from: `--concurrency`).
+    """
     env = os.environ if environ is None else environ
+    names = option_names or {}
     raw: dict[str, object] = {}
     for name in Settings.model_fields:
         value = env.get(name.upper())
@@ -91,6 +150,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            var = str(err["loc"][0]).upper() if err["loc"] else "?"
-            problems.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            named = names.get(field) if field in overrides else None
+            message = str(err["msg"]).removeprefix("Value error, ")
+            shown = _shown_input(field, err.get("input"))
+            problems.append(f"{named or field.upper()}: {message} (got {shown})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

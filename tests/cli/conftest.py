@@ -4,6 +4,7 @@ share holding one small synthetic build."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import requests
 from clf_analysis.synth import generate_build
 
 CLI = Path(sys.executable).parent / "clf-analysis"
+REPO = Path(__file__).resolve().parents[2]
 BUILD_ID = "b-42"
 
 
@@ -72,29 +74,34 @@ class Served:
     log: Path
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("served")
+@contextlib.contextmanager
+def service(root: Path, *args: str, **env: str) -> Iterator[Served]:
+    """`clf-analysis serve ARGS` on `root/midas` (one small build) until the block ends."""
     midas = root / "midas"
     small_build(midas)
     state = root / "state"
     port = free_port()
     store_url = f"sqlite:///{state / 'jobs.db'}"
     log = root / "serve.log"
-    env = clean_env(
+    settings = clean_env(
         MIDAS_BASE_PATH=str(midas),
         STATE_DIR=str(state),
         DATABASE_URL=store_url,
         WORKER_CONCURRENCY="1",
         ANALYSIS_PROCESSES="1",
+        # A --runner of the tests is imported by name, here and in the job's process.
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        **env,
     )
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             *args],
+            env=settings,
             stdout=out,
             stderr=subprocess.STDOUT,
-        )
+            cwd=REPO,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -116,3 +123,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The real service with the real pipeline."""
+    with service(tmp_path_factory.mktemp("served")) as running:
+        yield running

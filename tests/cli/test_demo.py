@@ -29,6 +29,10 @@ def test_demo_ends_with_the_viewer_command_and_that_command_serves_the_results(
     # Nothing points at the demo's own service, which is stopped by now.
     assert "/api/builds/demo-0001/artifacts" not in done.stdout
     assert "http://127.0.0.1" not in done.stdout.split("service stopped")[-1]
+    # Where README says the demo's job store is, and how to read it again.
+    again = run_cli("report", cwd=tmp_path, STATE_DIR="out/.state")
+    assert again.returncode == 0, again.stderr
+    assert "completed 1," in again.stdout.splitlines()[0]
 
     command = shlex.split(last.split(": ", 1)[1])
     port = free_port()

@@ -4,14 +4,18 @@ file that is neither, a height the file does not have."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from clf_analysis.abp.archive import open_archive
+from clf_analysis.jobs.store import JobStore
 
-from .conftest import BUILD_ID, run_cli, small_build
+from .conftest import BUILD_ID, CLI, clean_env, run_cli, small_build
 
 REPO = Path(__file__).resolve().parents[2]
 REVERSED_TUBE = "Build Plate/Defects/Reversed Tube 01/Part.clf"
@@ -143,3 +147,48 @@ def test_inspect_of_a_package_marks_the_excluded_files(package: Path, tmp_path: 
     marked = {f"{p['folder']}/{p['name']}": p["excluded_by"] for p in listed}
     assert marked["Build Plate/Tube 01/Part.clf"] == "Tube"
     assert marked["Coupon 1/Part.clf"] is None
+
+
+def test_inspect_refuses_the_flags_of_the_other_kind_of_file(package: Path, tmp_path: Path) -> None:
+    for option in (["--layer", "1"], ["--z", "1"]):
+        done = run_cli("inspect", str(package), *option)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert done.stderr == (
+            f"clf-analysis inspect: {option[0]} selects a layer of a .clf file; a package "
+            "lists its CLF files (inspect one of them, extracted, to see its layers)\n"
+        )
+    with open_archive(package) as archive:
+        data = archive.read(archive.part_files()[0])
+    clf = tmp_path / "Part.clf"
+    clf.write_bytes(data)
+    done = run_cli("inspect", str(clf), "--exclusions", str(tmp_path / "x.json"))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "clf-analysis inspect: --exclusions applies to a build package (.abp), whose files it "
+        f"marks; {clf} is read as a .clf file\n"
+    )
+
+
+def _into_closed_pipe(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`clf-analysis ARGS | head -c 0`, deterministically: the reader is gone before the
+    command writes its first byte."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [str(CLI), *args], stdout=write_end, stderr=subprocess.PIPE, env=clean_env(**env),
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(package: Path, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    JobStore.connect(store_url).close()
+    for args in (["inspect", str(package)], ["report", "--database-url", store_url]):
+        done = _into_closed_pipe(*args)
+        assert done.stderr == b"", done.stderr.decode()
+        assert done.returncode == 128 + signal.SIGPIPE  # as a Unix tool the pipe stopped

@@ -4,6 +4,7 @@ and its exit code."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from clf_analysis.jobs.store import JobStore
@@ -45,7 +46,7 @@ def test_a_url_without_scheme_is_taken_as_http(served: Served) -> None:
 
 def test_a_url_of_another_scheme_says_what_to_write() -> None:
     done = run_cli("query", "--url", "ftp://127.0.0.1:6300")
-    assert done.returncode == 1
+    assert done.returncode == 2  # a mistake on the command line
     assert "write http://HOST:PORT" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -114,3 +115,53 @@ def test_report_of_one_job_shows_that_job_only(served: Served) -> None:
     assert done.stdout.startswith(f"Job {job_id} (build {BUILD_ID}): ")
     assert "Jobs by state" not in done.stdout and "Recent jobs" not in done.stdout
     assert "  events:" in done.stdout
+
+
+def test_a_url_with_a_path_names_the_url_called_and_what_url_means(served: Served) -> None:
+    done = run_cli("submit", BUILD_ID, "--url", f"{served.url}/api")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"clf-analysis submit: POST {served.url}/api/api/builds/{BUILD_ID}/analyze: no such "
+        "route (HTTP 404, 'Endpoint not found'); --url must be the service's root URL, like "
+        "http://127.0.0.1:6300, without /api\n"
+    )
+    listed = run_cli("query", CLF_ANALYSIS_URL=f"{served.url}/api")
+    assert listed.returncode == 1
+    assert "CLF_ANALYSIS_URL must be the service's root URL" in listed.stderr
+
+
+def test_a_port_that_is_no_number_says_so() -> None:
+    done = run_cli("query", "--url", "localhost:abc")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "clf-analysis query: --url 'localhost:abc': the port 'abc' is not a number from 1 to "
+        "65535; write http://HOST:PORT, e.g. http://127.0.0.1:6300\n"
+    )
+
+
+def test_a_host_without_port_means_the_services_port() -> None:
+    # Whether or not something answers on 127.0.0.2:6300, the message names the URL called.
+    done = run_cli("query", "no-such-job", "--url", "127.0.0.2")
+    assert done.returncode == 1
+    assert "http://127.0.0.2:6300" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_submit_json_prints_the_problem_of_a_refusal(served: Served) -> None:
+    done = run_cli("submit", "nope", "--json", "--url", served.url)
+    assert done.returncode == 1
+    problem = json.loads(done.stdout)
+    assert problem["http_status"] == 404
+    assert problem["type"].endswith("/build-not-found")
+    assert f"build nope not found under {served.midas}" in done.stderr
+
+
+def test_cancel_of_a_finished_job_says_there_is_nothing_to_cancel(served: Served) -> None:
+    submitted = run_cli("submit", BUILD_ID, "--wait", "--url", served.url)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[0]
+    done = run_cli("cancel", job_id, "--url", served.url)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"clf-analysis cancel: job {job_id} already completed; nothing to cancel (HTTP 409)\n"
+    )

@@ -70,9 +70,15 @@ def choose_package(names: list[str], build_id: str) -> str | None:
     return ordered[0] if ordered else None
 
 
+class SharedBuildFolder(BuildFolder):
+    """A build folder named by its id under MIDAS_BASE_PATH (not a path the user typed):
+    its errors name that setting, so that a worker whose share is mounted elsewhere than
+    the API's says where it looked."""
+
+
 def build_folder(midas_base_path: Path, build_id: str) -> BuildFolder:
     """`<base>/<build_id>`: the only place a build's inputs and outputs may be."""
-    return BuildFolder(Path(midas_base_path).resolve(), validate_build_id(build_id))
+    return SharedBuildFolder(Path(midas_base_path).resolve(), validate_build_id(build_id))
 
 
 def open_build_folder(folder: BuildFolder) -> ShareDir:
@@ -80,7 +86,10 @@ def open_build_folder(folder: BuildFolder) -> ShareDir:
     try:
         return folder.open()
     except (FileNotFoundError, NotADirectoryError):
-        raise BuildNotFound(f"build {folder.name!r}: no folder {folder.name}") from None
+        setting = " (MIDAS_BASE_PATH)" if isinstance(folder, SharedBuildFolder) else ""
+        raise BuildNotFound(
+            f"build {folder.name!r}: no folder {folder.name} under {folder.root}{setting}"
+        ) from None
     except UnsafeSharePath as exc:
         raise BuildRefused(f"build {folder.name!r}: {exc}") from None
 

@@ -1,4 +1,4 @@
-"""`clf-analysis`: one command, many roles (serve, worker, submit, query, report,
+"""`clf-analysis`: one command, many roles (serve, worker, submit, query, cancel, report,
 inspect, analyze, build-report, demo).
 
 Each role is a module of this package with `register(subparsers)`, listed in `COMMANDS`;
@@ -9,13 +9,17 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from clf_analysis import __version__
 from clf_analysis.cli import (
     analyze,
     build_report,
+    cancel,
     demo,
     inspect,
     query,
@@ -26,11 +30,19 @@ from clf_analysis.cli import (
 )
 
 # In the order `--help` lists them.
-COMMANDS = (analyze, build_report, demo, inspect, query, report, serve, submit, worker)
+COMMANDS = (analyze, build_report, cancel, demo, inspect, query, report, serve, submit, worker)
+
+
+class CommandLine(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line like every other error of
+    the command, naming the flag, with where to read more (instead of the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLine(
         prog="clf-analysis",
         description="Analyse Arcam EBM build packages (.abp / .clf) and serve the results.",
     )
@@ -41,10 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The status of a Unix tool that a closed pipe ended (`clf-analysis report | head`).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen role; returns the exit code."""
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    try:
+        result = args.func(args)
+        # Output still buffered would otherwise meet the closed pipe at exit, outside
+        # this handler.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly as Unix tools do. Python's own
+        # flush at exit must not fail again on the same pipe, so stdout goes nowhere now.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return int(result or 0)
 
 

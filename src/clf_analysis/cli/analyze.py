@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from clf_analysis.cli.options import at_least
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -26,7 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-pathdata", action="store_true", help="skip the per-layer path data JSON files"
     )
-    p.add_argument("--processes", type=int, default=None, help="processes (ANALYSIS_PROCESSES)")
+    p.add_argument(
+        "--processes", type=at_least(1), default=None, help="processes (ANALYSIS_PROCESSES)"
+    )
     p.add_argument("--exclusions", type=Path, default=None, help="folder exclusions JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -89,6 +93,23 @@ EXIT_USAGE = 2
 USAGE_HINT = (
     "give a build id under MIDAS_BASE_PATH (or --midas), an .abp file, or a folder holding one"
 )
+
+
+# The flag of each analysis parameter this command sets.
+PARAM_FLAGS = {
+    "holes_interval": "--holes-interval",
+    "create_composite_views": "--composite",
+    "pathdata": "--no-pathdata",
+}
+
+
+def params_problem(exc: Any) -> str:
+    """A refused analysis parameter (pydantic's ValidationError) in one line, by its flag."""
+    problems = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        problems.append(f"{PARAM_FLAGS.get(field, field)}: {err['msg']} (got {err['input']!r})")
+    return "; ".join(problems)
 
 
 class TargetError(Exception):
@@ -154,16 +175,19 @@ def resolve_target(text: str, midas: Path) -> str | Path:
         find_build_package(midas, build_id)
     except BuildRefused:
         return build_id  # the run names the refused link, as the service does
-    except BuildNotFound as exc:
+    except BuildNotFound:
+        missing = "no .abp package in it" if (midas / build_id).is_dir() else "no such folder"
         raise TargetError(
             f"build {build_id} not found under {midas} (MIDAS_BASE_PATH or --midas): "
-            f"{str(exc).split(': ', 1)[-1]}{hint}"
+            f"{missing}{hint}"
         ) from None
     return build_id
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+
+    from pydantic import ValidationError
 
     from clf_analysis.abp.errors import ExclusionsError
     from clf_analysis.abp.exclusions import load_exclusions
@@ -177,16 +201,25 @@ def run(args: argparse.Namespace) -> int:
     from clf_analysis.pipeline.run import run as run_analysis
 
     try:
-        settings = load_settings()
+        overrides = {} if args.processes is None else {"analysis_processes": args.processes}
+        settings = load_settings(option_names={"analysis_processes": "--processes"}, **overrides)
         params = AnalysisParams(
             holes_interval=args.holes_interval,
             create_composite_views=args.composite,
             pathdata=not args.no_pathdata,
         )
-        exclusions = load_exclusions(args.exclusions or settings.exclusions_file)
-    except (ConfigError, ExclusionsError, ValueError) as exc:
+    except ConfigError as exc:
         print(f"clf-analysis analyze: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except ValidationError as exc:
+        print(f"clf-analysis analyze: {params_problem(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        exclusions = load_exclusions(args.exclusions or settings.exclusions_file)
+    except ExclusionsError as exc:
+        named = "--exclusions" if args.exclusions else "EXCLUSIONS_FILE"
+        print(f"clf-analysis analyze: {named}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     midas = args.midas or settings.midas_base_path
     try:
         target = resolve_target(args.build, midas)
@@ -196,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     # The pipeline logs for the service's operators; here its failure is printed once,
     # below, and what it warns about is in the report's warnings.
     configure_logging(settings.log_level if args.verbose else "ERROR", "text")
-    options = run_options(settings, exclusions, processes=args.processes)
+    options = run_options(settings, exclusions)
     bar = ProgressBar(sys.stderr)
     try:
         result = run_analysis(

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from clf_analysis.cli.options import above, at_least
+
 if TYPE_CHECKING:
     from clf_analysis.synth import GeneratedBuild
 
@@ -39,9 +41,9 @@ def register(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--out", type=Path, required=True, help="folder that receives <build id>/")
-    p.add_argument("--parts", type=int, default=8, help="analysed part files (default 8)")
-    p.add_argument("--height", type=float, default=20.0, help="build height in mm (default 20)")
-    p.add_argument("--layer", type=float, default=0.05, help="layer thickness in mm (0.05)")
+    p.add_argument("--parts", type=at_least(1), default=8, help="analysed part files (default 8)")
+    p.add_argument("--height", type=above(0), default=20.0, help="build height in mm (default 20)")
+    p.add_argument("--layer", type=above(0), default=0.05, help="layer thickness in mm (0.05)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--build-id", default="demo-0001", help="build id (default demo-0001)")
     p.add_argument(
@@ -53,9 +55,32 @@ def register(subparsers: Any) -> None:
         help="serve the results of an earlier demo in --out and print the viewer's URL",
     )
     p.add_argument(
-        "--port", type=int, default=VIEW_PORT, help=f"port of --view (default {VIEW_PORT})"
+        "--port",
+        type=at_least(1),
+        default=VIEW_PORT,
+        help=f"port of --view (default {VIEW_PORT}; `make demo-ui` takes DEMO_PORT)",
     )
     p.set_defaults(func=run)
+
+
+MIN_DEMO_LAYERS = 20  # what the generator needs for its designs
+
+
+def demo_problem(args: argparse.Namespace) -> str | None:
+    """What in the command line the generator would refuse, by flag; None when fine."""
+    from clf_analysis.abp.discovery import validate_build_id
+    from clf_analysis.abp.errors import InvalidBuildId
+
+    try:
+        validate_build_id(args.build_id)
+    except InvalidBuildId as exc:
+        return f"--build-id: {exc}"
+    if round(args.height / args.layer) < MIN_DEMO_LAYERS:
+        return (
+            f"--height {args.height:g} mm is fewer than {MIN_DEMO_LAYERS} layers of --layer "
+            f"{args.layer:g} mm: raise --height or lower --layer"
+        )
+    return None
 
 
 def generate_demo(args: argparse.Namespace) -> GeneratedBuild:
@@ -239,7 +264,11 @@ def view(out: Path, build_id: str, port: int) -> int:
         )
         return 2
     if _port_in_use(port):
-        print(f"clf-analysis demo: port {port} is in use; pass --port N", file=sys.stderr)
+        print(
+            f"clf-analysis demo: port {port} is in use; pass --port N "
+            "(with make demo-ui: make demo-ui DEMO_PORT=N)",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)
     service = _Service(out, port)
@@ -278,10 +307,14 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     if args.view:
         return view(args.out, args.build_id, args.port)
+    problem = demo_problem(args)
+    if problem is not None:
+        print(f"clf-analysis demo: {problem}", file=sys.stderr)
+        return 2
     try:
         build = generate_demo(args)
-    except ValueError as exc:
-        print(f"clf-analysis demo: {exc}", file=sys.stderr)
+    except ValueError as exc:  # too many parts for the plate
+        print(f"clf-analysis demo: {exc}; lower --parts", file=sys.stderr)
         return 2
     print("\n".join(summary_lines(build)))
     if args.no_service:

@@ -56,7 +56,18 @@ def _emit_json(value: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.suffix.lower() == ".abp":
+        chosen = "--layer" if args.layer is not None else "--z" if args.z is not None else None
+        if chosen is not None:
+            return _fail(
+                f"{chosen} selects a layer of a .clf file; a package lists its CLF files "
+                "(inspect one of them, extracted, to see its layers)"
+            )
         return _inspect_package(path, args)
+    if args.exclusions is not None:
+        return _fail(
+            "--exclusions applies to a build package (.abp), whose files it marks; "
+            f"{args.path} is read as a .clf file"
+        )
     return _inspect_clf(path, args)
 
 

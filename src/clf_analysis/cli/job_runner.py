@@ -20,10 +20,33 @@ def runner_of(option: str | None) -> str:
     return option or PIPELINE_RUNNER
 
 
+def runner_problem(runner: str) -> str | None:
+    """Why the `--runner` cannot run a job (no 'module:function', no such module or
+    function), or None: found at start rather than by every job failing."""
+    from clf_analysis.jobs.child import resolve_runner
+
+    module, _, function = runner.partition(":")
+    try:
+        resolve_runner(runner)
+    except ValueError:
+        return f"--runner {runner!r}: write 'module:function', e.g. '{PIPELINE_RUNNER}'"
+    except ModuleNotFoundError as exc:
+        return f"--runner {runner!r}: no module named {exc.name!r} (is it on PYTHONPATH?)"
+    except AttributeError:
+        return f"--runner {runner!r}: module {module} has no {function!r}"
+    except TypeError:
+        return f"--runner {runner!r}: {module}.{function} is not a function"
+    except Exception as exc:  # the module's own import failed: say how
+        return f"--runner {runner!r}: importing {module} failed: {type(exc).__name__}: {exc}"
+    return None
+
+
 def startup_problem(settings: Settings, runner: str) -> str | None:
-    """What would make every job of the pipeline fail, found before any runs."""
-    if runner != PIPELINE_RUNNER:
-        return None
+    """What would make every job fail, found before any runs: a runner that cannot be
+    imported, and what the pipeline needs."""
+    problem = runner_problem(runner)
+    if problem is not None or runner != PIPELINE_RUNNER:
+        return problem
     from clf_analysis.abp.errors import ExclusionsError
     from clf_analysis.pipeline.job import check_startup
 

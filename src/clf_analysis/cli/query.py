@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from clf_analysis.cli.options import add_service_options, at_least
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -15,16 +17,12 @@ def register(subparsers: Any) -> None:
         description="Show one job by id, or list recent jobs, over HTTP.",
     )
     p.add_argument("job_id", nargs="?", help="job id; without it, list jobs")
-    p.add_argument(
-        "--url",
-        default=None,
-        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300; "
-        "HOST:PORT means http://HOST:PORT)",
-    )
-    p.add_argument("--token", default=None, help="API token (default: API_TOKEN)")
+    add_service_options(p)
     p.add_argument("--state", default=None, help="list only jobs in this state")
     p.add_argument("--build-id", default=None, help="list only jobs of this build")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument(
+        "--limit", type=at_least(1), default=20, help="jobs to list (default 20, at most 500)"
+    )
     p.add_argument("--json", action="store_true", help="print the service's JSON answer")
     p.set_defaults(func=run)
 
@@ -58,14 +56,12 @@ def job_lines(job: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from urllib.parse import quote
-
     from clf_analysis.cli.client import ApiClient, ClientError
 
     try:
         client = ApiClient.from_args(args.url, args.token)
         if args.job_id:
-            body = client.json("GET", f"/api/jobs/{quote(args.job_id, safe='')}")
+            body = client.job_json("GET", args.job_id)
             if args.json:
                 print(json.dumps(body, indent=2))
                 return 0
@@ -73,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         body = client.jobs(state=args.state, build_id=args.build_id, limit=args.limit)
     except ClientError as exc:
+        if args.json and exc.body is not None:
+            print(json.dumps(exc.body, indent=2))  # a script reads the problem as sent
         print(f"clf-analysis query: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     if args.json:
         print(json.dumps(body, indent=2))
         return 0

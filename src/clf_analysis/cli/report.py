@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from clf_analysis.cli.options import at_least
+
+if TYPE_CHECKING:
+    from clf_analysis.cli.job_store import StoreChoice
 
 
 def register(subparsers: Any) -> None:
@@ -15,9 +20,15 @@ def register(subparsers: Any) -> None:
         description="Jobs by state, recent jobs and failures, service starts and unclean "
         "shutdowns; with --job, one job and its events.",
     )
-    parser.add_argument("--database-url", default=None, help="job store URL (default: settings)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="job store URL (default: DATABASE_URL, else jobs.db in STATE_DIR)",
+    )
     parser.add_argument("--job", default=None, metavar="ID", help="show one job and its events")
-    parser.add_argument("--limit", type=int, default=20, help="recent jobs to list (default 20)")
+    parser.add_argument(
+        "--limit", type=at_least(1), default=20, help="recent jobs to list (default 20)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
@@ -157,22 +168,49 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from clf_analysis.config import ConfigError, load_settings
-    from clf_analysis.jobs import JobStore
+def _choice(database_url: str | None) -> StoreChoice:
+    """The store to read: --database-url, else the settings' (ConfigError, ValueError)."""
+    from clf_analysis.cli.job_store import StoreChoice, configured_store
+    from clf_analysis.config import database_url_problem, load_settings
 
-    url = args.database_url
-    if url is None:
-        try:
-            url = load_settings().job_store_url
-        except ConfigError as exc:
-            print(f"clf-analysis report: {exc}", file=sys.stderr)
-            return 2
-    missing = _sqlite_missing(url)
+    if database_url is None:
+        return configured_store(load_settings())
+    problem = database_url_problem(database_url)
+    if problem is not None:
+        raise ValueError(f"--database-url: {problem}")
+    return StoreChoice(database_url, "--database-url")
+
+
+def no_store_message(path: str, named_by: str) -> str:
+    """What to do when the store's SQLite file is not there."""
+    if named_by == "STATE_DIR":
+        return (
+            f"no job store at {path}; set STATE_DIR to the folder of the service's jobs.db "
+            "or pass --database-url URL (`make demo` keeps its store in demo-out/.state)"
+        )
+    return f"no job store at {path} ({named_by}); check the path"
+
+
+def run(args: argparse.Namespace) -> int:
+    from clf_analysis.cli.job_store import StoreUnavailable, open_store
+    from clf_analysis.config import ConfigError
+
+    try:
+        choice = _choice(args.database_url)
+    except (ConfigError, ValueError) as exc:
+        print(f"clf-analysis report: {exc}", file=sys.stderr)
+        return 2
+    missing = _sqlite_missing(choice.url)
     if missing is not None:
-        print(f"clf-analysis report: no job store at {missing}", file=sys.stderr)
+        # Nothing recorded there (yet): not a configuration error, the service may just
+        # never have run with this STATE_DIR.
+        print(f"clf-analysis report: {no_store_message(missing, choice.named_by)}", file=sys.stderr)
         return 1
-    store = JobStore.connect(url)
+    try:
+        store = open_store(choice)
+    except StoreUnavailable as exc:
+        print(f"clf-analysis report: {exc}", file=sys.stderr)
+        return 2
     try:
         report = collect(store, job_id=args.job, limit=args.limit)
     finally:

@@ -30,6 +30,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from clf_analysis.cli.job_runner import log_startup_warnings, runner_of, startup_problem
+from clf_analysis.cli.options import at_least
 from clf_analysis.logs import JsonFormatter, configure_logging
 
 if TYPE_CHECKING:
@@ -49,9 +50,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=None, help="port (default: PORT, 6300)")
     p.add_argument(
-        "--workers", type=int, default=2, help="gunicorn HTTP worker processes (default 2)"
+        "--workers", type=at_least(1), default=2, help="gunicorn HTTP worker processes (default 2)"
     )
-    p.add_argument("--threads", type=int, default=8, help="threads per HTTP worker (default 8)")
+    p.add_argument(
+        "--threads", type=at_least(1), default=8, help="threads per HTTP worker (default 8)"
+    )
     p.add_argument(
         "--no-embedded-workers",
         action="store_true",
@@ -67,16 +70,45 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def listen_problem(host: str, port: int, named_by: str | None) -> str | None:
+    """Why the HTTP server could not listen on host:port (in use, not allowed, no such
+    address), or None. Checked before anything starts: gunicorn would retry for seconds,
+    while the job workers already claim jobs, and then stop."""
+    import errno
+    import socket
+
+    where = f"port {port}" + (f" ({named_by})" if named_by else "")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As gunicorn binds: a port whose old connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"{where} is in use on {host}: stop what listens there, or choose "
+                    "another port with --port N (or PORT)"
+                )
+            if exc.errno == errno.EACCES:
+                return f"{where} on {host} needs privileges this user lacks; use a port >= 1024"
+            return f"cannot listen on {host}, {where}: {(exc.strerror or str(exc)).lower()}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from clf_analysis.config import ConfigError, load_settings
 
     try:
-        settings = load_settings() if args.port is None else load_settings(port=args.port)
+        overrides = {} if args.port is None else {"port": args.port}
+        settings = load_settings(option_names={"port": "--port"}, **overrides)
     except ConfigError as exc:
         print(f"clf-analysis serve: {exc}", file=sys.stderr)
         return 2
-    if args.workers < 1 or args.threads < 1:
-        print("clf-analysis serve: --workers and --threads must be >= 1", file=sys.stderr)
+    port_named = "--port" if args.port is not None else "PORT" if os.environ.get("PORT") else None
+    problem = listen_problem(args.host, settings.port, port_named)
+    if problem is not None:
+        print(f"clf-analysis serve: {problem}", file=sys.stderr)
         return 2
     from clf_analysis.abp.share_check import check_share, log_share_status
 
@@ -121,15 +153,14 @@ class Supervisor:
     def run(self) -> int:
         import multiprocessing
 
-        from clf_analysis.jobs import JobStore, Worker
+        from clf_analysis.cli.job_store import StoreUnavailable, configured_store, open_store
+        from clf_analysis.jobs import Worker
 
         settings, args = self.settings, self.args
-        if settings.database_url is None:
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            store = JobStore.connect(settings.job_store_url)
-        except Exception as exc:
-            print(f"clf-analysis serve: cannot open the job store: {exc}", file=sys.stderr)
+            store = open_store(configured_store(settings))
+        except StoreUnavailable as exc:
+            print(f"clf-analysis serve: {exc}", file=sys.stderr)
             return 2
         instance_id = uuid.uuid4().hex
         store.record_startup(instance_id, "serve")

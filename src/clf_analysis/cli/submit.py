@@ -7,10 +7,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from clf_analysis.cli.client import ApiClient
+from clf_analysis.cli.options import EXIT_USAGE, add_service_options
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from clf_analysis.cli.client import ApiClient, ClientError
 
 
 def register(subparsers: Any) -> None:
@@ -19,27 +19,41 @@ def register(subparsers: Any) -> None:
         help="submit an analysis to the service over HTTP",
         description="Submit an analysis of a build to a running service. With --wait, show "
         "progress on stderr and end with where the results are; exit 0 when completed, "
-        "1 when failed, cancelled or refused, 2 for a build id that cannot be one.",
+        "1 when failed, cancelled or refused, 2 for a build id or a URL that cannot be one.",
     )
     p.add_argument("build_id", help="build folder name under the service's MIDAS_BASE_PATH")
-    p.add_argument(
-        "--url",
-        default=None,
-        help="service URL (default CLF_ANALYSIS_URL or http://127.0.0.1:6300; "
-        "HOST:PORT means http://HOST:PORT)",
-    )
-    p.add_argument("--token", default=None, help="API token (default: API_TOKEN)")
+    add_service_options(p)
     p.add_argument("--holes-interval", type=float, default=None, metavar="MM")
     p.add_argument("--composite", action="store_true", help="also create composite views")
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--wait", action="store_true", help="wait for the job to finish")
-    p.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the service's JSON answer (its problem JSON when it refuses)",
+    )
     p.set_defaults(func=run)
 
 
 def _fail(message: str, code: int = 1) -> int:
     print(f"clf-analysis submit: {message}", file=sys.stderr)
     return code
+
+
+def refused(client: ApiClient | None, exc: ClientError, *, as_json: bool) -> int:
+    """Report a refusal: one line on stderr (with the command that clears a 409) and, with
+    --json, the service's problem JSON on stdout for a script to read."""
+    if as_json and exc.body is not None:
+        print(json.dumps(exc.body, indent=2))
+    message = str(exc)
+    active = (exc.body or {}).get("active_job_id") if exc.http_status == 409 else None
+    if client is not None and active:
+        message += (
+            f"; the active job is {active}: follow it with `{client.command('query', active)}`"
+        )
+        if not (exc.body or {}).get("type", "").endswith("/analysis-cancelling"):
+            message += f", cancel it with `{client.command('cancel', active)}`"
+    return _fail(message, exc.exit_code)
 
 
 def completed_lines(client: ApiClient, job: dict[str, Any]) -> list[str]:
@@ -72,19 +86,19 @@ def run(args: argparse.Namespace) -> int:
         params["holes_interval"] = args.holes_interval
     if args.composite:
         params["create_composite_views"] = True
+    client = None
     try:
         client = ApiClient.from_args(args.url, args.token)
         accepted = client.submit(build_id, params, args.idempotency_key)
-        job_id = accepted["job_id"]
-        if not args.wait:
-            if args.json:
-                print(json.dumps(accepted, indent=2))
-            else:
-                note = " (existing job)" if accepted.get("deduplicated") else ""
-                print(f"{job_id} {accepted['job']['status']}{note}")
-            return 0
     except ClientError as exc:
-        return _fail(str(exc))
+        return refused(client, exc, as_json=args.json)
+    if not args.wait:
+        if args.json:
+            print(json.dumps(accepted, indent=2))
+        else:
+            note = " (existing job)" if accepted.get("deduplicated") else ""
+            print(f"{accepted['job_id']} {accepted['job']['status']}{note}")
+        return 0
     return follow(client, accepted, as_json=args.json)
 
 
@@ -114,7 +128,7 @@ def follow(
     try:
         job = client.wait(job_id, on_update=show)
     except ClientError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), exc.exit_code)
     if as_json:
         print(json.dumps(job, indent=2))
     else:

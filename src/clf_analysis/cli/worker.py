@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from clf_analysis.cli.job_runner import log_startup_warnings, runner_of, startup_problem
+from clf_analysis.cli.options import at_least
 from clf_analysis.logs import configure_logging
 
 
@@ -19,14 +20,17 @@ def register(subparsers: Any) -> None:
         "then stop claiming, drain for DRAIN_TIMEOUT seconds, release the rest, exit 0.",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=None, help="jobs at once (default WORKER_CONCURRENCY)"
+        "--concurrency",
+        type=at_least(1),
+        default=None,
+        help="jobs at once (default WORKER_CONCURRENCY)",
     )
     parser.add_argument(
         "--runner", default=None, help="module:function run for each job (default: the pipeline)"
     )
     parser.add_argument(
         "--cancel-grace",
-        type=float,
+        type=at_least(0, float),
         default=10.0,
         help="seconds a cancelled job may take to stop before it is killed (default 10)",
     )
@@ -39,19 +43,22 @@ def run(args: argparse.Namespace) -> int:
     import uuid
 
     from clf_analysis.abp.share_check import check_share, log_share_status
+    from clf_analysis.cli.job_store import StoreUnavailable, configured_store, open_store
     from clf_analysis.config import ConfigError, load_settings
-    from clf_analysis.jobs import JobStore, Worker
+    from clf_analysis.jobs import Worker
 
     try:
-        if args.concurrency is None:
-            settings = load_settings()
-        else:
-            settings = load_settings(worker_concurrency=args.concurrency)
+        overrides = {} if args.concurrency is None else {"worker_concurrency": args.concurrency}
+        settings = load_settings(option_names={"worker_concurrency": "--concurrency"}, **overrides)
     except ConfigError as exc:
         print(f"clf-analysis worker: {exc}", file=sys.stderr)
         return 2
     if settings.worker_concurrency < 1:
-        print("clf-analysis worker: WORKER_CONCURRENCY must be at least 1 here", file=sys.stderr)
+        print(
+            "clf-analysis worker: WORKER_CONCURRENCY is 0 (which means no embedded workers in "
+            "`serve`): a worker needs at least 1; set it or pass --concurrency N",
+            file=sys.stderr,
+        )
         return 2
     runner = runner_of(args.runner)
     problem = startup_problem(settings, runner)
@@ -63,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     log_startup_warnings(runner, log)
     log_share_status(check_share(settings.midas_base_path), log)
 
-    store = JobStore.connect(settings.job_store_url)
+    try:
+        store = open_store(configured_store(settings))
+    except StoreUnavailable as exc:
+        print(f"clf-analysis worker: {exc}", file=sys.stderr)
+        return 2
     instance_id = f"worker-{uuid.uuid4().hex[:12]}"
     state = store.record_startup(instance_id, "worker")
     log.info(

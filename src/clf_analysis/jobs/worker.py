@@ -203,7 +203,10 @@ class _JobRun(threading.Thread):
         )
         try:
             log.info(
-                "job started",
+                "job %s started (build %s, pid %s)",
+                job.id,
+                job.build_id,
+                child.pid,
                 extra={"job_id": job.id, "build_id": job.build_id, "child_pid": child.pid},
             )
             now = time.monotonic()
@@ -272,7 +275,12 @@ class _JobRun(threading.Thread):
         if not answer.ok:
             attempt.stop = _Stop.LEASE_LOST
         elif answer.cancel_requested and attempt.stop is None:
-            log.info("cancelling job", extra={"job_id": self.job.id})
+            log.info(
+                "cancelling job %s (build %s)",
+                self.job.id,
+                self.job.build_id,
+                extra={"job_id": self.job.id, "build_id": self.job.build_id},
+            )
             self._ask_to_stop(attempt, _Stop.CANCEL, now)
 
     def _deadline_passed(self, attempt: _Attempt, now: float) -> bool:
@@ -315,9 +323,20 @@ class _JobRun(threading.Thread):
             case _ if self.context.shutting_down.is_set() and _killed_by_shutdown(exitcode):
                 self._transition(lambda: store.release(job.id, wid, "worker shutdown"))
             case _, Failed(error=error, traceback=trace):
+                # A failure the runner described itself (`to_problem`: a missing build, a
+                # damaged file) is news about the job, not about the code: its traceback
+                # only at DEBUG (the runner logs its own faults with theirs).
+                described = "problem" in error
                 log.error(
-                    "job failed: %s\n%s", error.get("message"), trace, extra={"job_id": job.id}
+                    "job %s failed (build %s): %s%s",
+                    job.id,
+                    job.build_id,
+                    error.get("message"),
+                    "" if described else f"\n{trace}",
+                    extra={"job_id": job.id, "build_id": job.build_id},
                 )
+                if described:
+                    log.debug("traceback of job %s:\n%s", job.id, trace)
                 self._transition(lambda: store.fail(job.id, wid, error))
             case _ if exitcode == -signal.SIGKILL:
                 # Nobody here sent it (our kills have a reason, handled above): the kernel's
@@ -475,7 +494,10 @@ class Worker:
             if job is None:
                 return
             log.info(
-                "job claimed",
+                "job %s claimed (build %s, attempt %d)",
+                job.id,
+                job.build_id,
+                job.attempts,
                 extra={"job_id": job.id, "build_id": job.build_id, "attempt": job.attempts},
             )
             run = _JobRun(self._context, job, on_done=self._forget)
