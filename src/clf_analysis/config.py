@@ -54,6 +54,9 @@ class Settings(BaseModel):
     # Seconds one request may take to arrive, from its first byte to its last: a client
     # trickling its headers or body must not hold an HTTP thread for longer.
     request_read_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds one response may take to leave, from its first byte to its last: a client
+    # that does not read what it asked for must not hold an HTTP thread for longer.
+    response_send_timeout: float = Field(default=30.0, gt=0, le=600)
     # Build packages come from a share we do not control: bounds checked before reading.
     archive_max_members: int = Field(default=20_000, gt=0)
     archive_max_total_bytes: int = Field(default=8 * 1024**3, gt=0)
