@@ -33,6 +33,9 @@ class Settings(BaseModel):
     port: int = Field(default=6300, ge=1, le=65535)
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     api_token: str | None = None
+    # Names the service is addressed by (Host header); "*": any. IP addresses and
+    # localhost are always taken.
+    allowed_hosts: tuple[str, ...] = ("*",)
     worker_concurrency: int = Field(default=2, ge=0, le=64)
     # None: the machine's cores shared among WORKER_CONCURRENCY jobs.
     analysis_processes: int | None = Field(default=None, ge=1, le=64)
@@ -62,7 +65,7 @@ class Settings(BaseModel):
     archive_max_total_bytes: int = Field(default=8 * 1024**3, gt=0)
     archive_max_ratio: float = Field(default=200.0, gt=1)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:
         if isinstance(v, str):

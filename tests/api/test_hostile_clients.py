@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from gunicorn.config import Config
 
-from clf_analysis.api.gunicorn_worker import WAITING_PER_THREAD
+from clf_analysis.api.gunicorn_worker import WAITING_SHARE
 
 from .conftest import ServeProcess, make_midas, serve_env, start_serve
 
@@ -263,7 +264,7 @@ def test_a_client_address_with_too_many_waiting_connections_is_refused(
         for trickler in tricklers:
             trickler.start()
         time.sleep(0.5)  # they hold the address's share of the threads
-        for _ in range(WAITING_PER_THREAD * THREADS):
+        for _ in range(Config().worker_connections // WAITING_SHARE):
             waiting.append(_connect(patient, OTHER_CLIENT))
             waiting[-1].sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.5)
@@ -387,3 +388,90 @@ def _one_answer(sock: socket.socket) -> bytes:
     while len(body) < length:
         body += sock.recv(65536)
     return head + b"\r\n\r\n" + body
+
+
+# --- requests a web page of another site makes the browser send ---------------------------
+
+
+def _request(
+    served: ServeProcess, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> RawAnswer:
+    host = served.url.removeprefix("http://")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return _send(served, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+
+def test_a_json_body_without_a_content_type_is_415_and_starts_nothing(
+    served: ServeProcess,
+) -> None:
+    # fetch(url, {method: "POST", mode: "no-cors", body: new Blob(['{"build_id": "x"}'])})
+    # sends the body with no Content-Type at all: no preflight, from any page.
+    answer = _request(served, "POST", "/api/analyze", {}, b'{"build_id": "271360"}')
+    assert answer.status == 415
+    assert answer.problem()["type"] == "/problems/unsupported-content-type"
+    assert "Content-Type: application/json" in answer.problem()["detail"]
+    assert _jobs_of(served, "271360") == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("POST", "/api/builds/271360/analyze", {"Origin": "http://evil.example"}),
+        ("POST", "/api/builds/271360/analyze", {"Origin": "null"}),  # a sandboxed page
+        ("POST", "/api/builds/271360/analyze", {"Origin": "http://localhost:6200.evil.example"}),
+        (
+            "POST",
+            "/api/builds/271360/analyze",
+            {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"},
+        ),
+        ("POST", "/api/builds/271360/analyze", {"Sec-Fetch-Site": "cross-site"}),
+        (
+            "POST",
+            "/api/analyze",
+            {"Origin": "http://evil.example", "Content-Type": "application/json"},
+        ),
+        ("DELETE", "/api/jobs/ad7309b1-5c3e-4a8e-9d36-0f4a3c1d2e5f", {"Origin": "null"}),
+    ],
+    ids=[
+        "other-origin",
+        "null-origin",
+        "lookalike-origin",
+        "other-port-same-site",
+        "no-origin-cross-site",
+        "json-from-other-origin",
+        "cancel-from-other-origin",
+    ],
+)
+def test_cross_site_requests_are_403_and_start_nothing(
+    served: ServeProcess, method: str, path: str, headers: dict[str, str]
+) -> None:
+    body = b'{"build_id": "271360"}' if "Content-Type" in headers else b""
+    answer = _request(served, method, path, headers, body)
+    assert answer.status == 403
+    problem = answer.problem()
+    assert problem["type"] == "/problems/cross-site-request"
+    assert "CORS_ORIGINS" in problem["detail"]
+    assert _jobs_of(served, "271360") == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://localhost:6200"},  # the frontend, in the default CORS_ORIGINS
+        {"Origin": "OWN", "Sec-Fetch-Site": "same-origin"},  # the viewer at /ui/
+        {"Origin": "OWN"},  # the same, from a browser without Sec-Fetch-Site
+        {"Origin": "https://clf.example", "Sec-Fetch-Site": "same-origin"},  # via a proxy
+        {"Sec-Fetch-Site": "same-origin"},
+        {},  # curl and scripts: neither Origin nor Sec-Fetch-Site
+    ],
+    ids=["frontend", "viewer", "viewer-old-browser", "viewer-via-proxy", "same-origin", "script"],
+)
+def test_posts_of_allowed_and_own_pages_and_scripts_are_accepted(
+    served: ServeProcess, headers: dict[str, str]
+) -> None:
+    if headers.get("Origin") == "OWN":
+        headers = {**headers, "Origin": served.url}
+    answer = _request(served, "POST", "/api/builds/300001/analyze", headers)
+    assert answer.status == 202, answer

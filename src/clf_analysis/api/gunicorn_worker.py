@@ -15,8 +15,8 @@ What the stock worker does not do:
   a client that has not taken it by then is disconnected without further answer.
 - **Share the threads between clients.** One client address is never given every thread
   of a worker: at most `threads - 1` of its connections are handled at once, the others
-  wait their turn without holding a thread (and past `WAITING_PER_THREAD * threads` of
-  them, the next is refused with 503). So a client holding its threads until the
+  wait their turn without holding a thread (and past a quarter of the worker's
+  connection limit of them, the next is refused with 503). So a client holding its threads until the
   deadlines above cannot keep another client, such as the health check, waiting.
 - **Linger on close in the connection's own thread.** gunicorn waits up to 2 s on a
   closing connection for the client to close too (so that the last answer is not lost
@@ -34,6 +34,7 @@ terminate it at a proxy.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -47,8 +48,10 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from clf_analysis.api.errors import PROBLEM_MIME, ClientTooSlow, problem_body
 
-# Connections of one client address that may wait for a thread, per thread of the worker.
-WAITING_PER_THREAD = 4
+# One client address may have this share of the worker's connection limit (gunicorn's
+# worker_connections) waiting for a thread: many pollers behind one address are served,
+# one address cannot fill the table alone.
+WAITING_SHARE = 4
 # Bytes of a file handed to the socket at a time (see DeadlineSocket.sendfile).
 _FILE_CHUNK = 256 * 1024
 
@@ -193,7 +196,7 @@ class ApiThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._send_seconds: float = send
         threads = max(1, int(self.cfg.threads))
         self._per_client = max(1, threads - 1)
-        self._waiting_limit = WAITING_PER_THREAD * threads
+        self._waiting_limit = max(1, int(self.cfg.worker_connections) // WAITING_SHARE)
         self._busy: dict[str, int] = {}
         self._waiting: dict[str, deque[Any]] = {}
         super().init_process()
@@ -270,10 +273,8 @@ class ApiThreadWorker(ThreadWorker):  # type: ignore[misc]
                 _client_address(conn),
                 self._send_seconds,
             )
-        try:
+        with contextlib.suppress(OSError):  # already gone
             conn.close(graceful=not abandoned)
-        except OSError:  # already gone
-            pass
         conn.closed_in_thread = True
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
