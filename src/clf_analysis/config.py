@@ -64,6 +64,7 @@ class Settings(BaseModel):
     archive_max_members: int = Field(default=20_000, gt=0)
     archive_max_total_bytes: int = Field(default=8 * 1024**3, gt=0)
     archive_max_ratio: float = Field(default=200.0, gt=1)
+    archive_max_package_bytes: int = Field(default=8 * 1024**3, gt=0)
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
