@@ -235,6 +235,15 @@ def test_a_folder_of_more_files_than_a_run_writes_is_listed_up_to_the_cap(
     assert len(body["artifacts"]) == MAX_LISTED_ARTIFACTS
 
 
+def test_builds_whose_results_cannot_be_read_are_listed_without_results(
+    served: ServeProcess,
+) -> None:
+    builds = {b["build_id"]: b for b in _get(served, "/api/builds?limit=5000").json()["builds"]}
+    assert builds["locked-outputs"]["results_available"] is False
+    assert builds["names"]["results_available"] is True
+    assert "locked-build" not in builds  # not even its package can be seen
+
+
 def test_a_build_folder_of_too_many_entries_is_no_build(served: ServeProcess) -> None:
     listed = {b["build_id"] for b in _get(served, "/api/builds?limit=5000").json()["builds"]}
     assert "crowded" not in listed and "names" in listed

@@ -304,3 +304,21 @@ def test_a_package_behind_a_sparse_gap_fails_the_run_before_it_is_hashed(tmp_pat
     assert (caught.value.kind, caught.value.stage) == ("bad_package", "prepare")
     assert "belong to no member (the first member starts at byte 2147483648)" in str(caught.value)
     assert not (build.build_dir / OUTPUT_DIR).exists()
+
+
+def test_holes_views_are_capped_per_run_and_the_summary_says_so(tmp_path):
+    # holes_interval 0.5 up a 210 mm build asks for 421 views (the 100-height cap on
+    # requested heights does not limit it); every other one is drawn, and said to be.
+    base = tmp_path / "midas"
+    generate_build(base, build_id="tall", parts=1, height_mm=210.0, layer_mm=5.0, seed=1)
+    params = AnalysisParams(holes_interval=0.5, clean_platform_heights=(1.0,), pathdata=False)
+    result = run("tall", params, midas_base_path=base, options=OPTIONS)
+    info = json.loads(result.summary_path.read_text())
+    views = info["holes_views_interval"]
+    assert views["interval_mm"] == 1.0 and views["total_views"] == 211
+    assert len(list((result.output_dir / "holes_views").iterdir())) == 211
+    assert (
+        "holes_interval 0.5 mm from 0 to 210 mm asks for 421 holes views, more than 400: "
+        "drawn every 1 mm instead (211 views)" in info["warnings"]
+    )
+    assert info["parameters"]["holes_interval"] == 0.5  # what was asked stays on record

@@ -20,6 +20,7 @@ from clf_analysis.abp.discovery import (
 from clf_analysis.abp.errors import (
     BuildNotFound,
     InvalidBuildId,
+    ShareAccessDenied,
     ShareFileTooLarge,
     UnsafeSharePath,
 )
@@ -89,7 +90,7 @@ def _package(build: ShareDir, folder: BuildFolder) -> tuple[BuildPackage, bool] 
         return None
     try:
         info = build.lstat(f"{OUTPUT_DIR}/{PLATFORM_INFO}")
-    except UnsafeSharePath:  # clf_analysis/ is a link: no results the service will serve
+    except (UnsafeSharePath, ShareAccessDenied):  # no results the service will serve
         info = None
     return package, info is not None and stat.S_ISREG(info.st_mode)
 

@@ -618,5 +618,7 @@ def _warnings(results: list[FilePassResult]) -> list[str]:
 def _snapshot_heights(params: AnalysisParams) -> tuple[float, ...]:
     """Heights whose shapes the image stage may draw, before the build's top is known."""
     heights = set(H.clean_platform_heights(MAX_HEIGHT_MM, params.clean_platform_heights))
-    heights.update(H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights))
+    heights.update(
+        H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights, capped=False)
+    )
     return tuple(sorted(heights))
