@@ -131,7 +131,7 @@ def _problem(response: requests.Response, status: int, kind: str) -> dict:
     [
         ("sparse", f"is {GiB} bytes, more than the {PLATFORM_INFO_MAX_BYTES} bytes"),
         ("padded", f"is {PLATFORM_INFO_MAX_BYTES + 1} bytes, more than the"),
-        ("brackets", "is not JSON"),
+        ("brackets", "nests more than 64 levels deep"),
         ("nested", "nests more than 64 levels deep"),
     ],
 )

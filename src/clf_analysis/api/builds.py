@@ -270,18 +270,20 @@ def _platform_info(outputs: ShareDir, build_id: str) -> dict[str, Any]:
         raise refused(build_id, exc) from None
     except ShareFileTooLarge as exc:
         raise _unreadable(build_id, str(exc)) from None
+    name = outputs.rel(PLATFORM_INFO)
+    too_deep = f"{name} nests more than {PLATFORM_INFO_MAX_DEPTH} levels deep"
     try:
         platform_info = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # RecursionError: thousands of "[" deep
-        raise _unreadable(build_id, f"{outputs.rel(PLATFORM_INFO)} is not JSON: {exc}") from None
+    except RecursionError:  # thousands of "[": deeper than the parser goes
+        raise _unreadable(build_id, too_deep) from None
+    except ValueError as exc:
+        raise _unreadable(build_id, f"{name} is not JSON: {exc}") from None
     if not isinstance(platform_info, dict):
-        reason = f"a JSON {type(platform_info).__name__}, not an object"
-        raise _unreadable(build_id, f"{outputs.rel(PLATFORM_INFO)} is {reason}")
-    if nests_deeper_than(platform_info, PLATFORM_INFO_MAX_DEPTH):
         raise _unreadable(
-            build_id,
-            f"{outputs.rel(PLATFORM_INFO)} nests more than {PLATFORM_INFO_MAX_DEPTH} levels deep",
+            build_id, f"{name} is a JSON {type(platform_info).__name__}, not an object"
         )
+    if nests_deeper_than(platform_info, PLATFORM_INFO_MAX_DEPTH):
+        raise _unreadable(build_id, too_deep)
     return platform_info
 
 

@@ -15,9 +15,9 @@ What the stock worker does not do:
   a client that has not taken it by then is disconnected without further answer.
 - **Share the threads between clients.** One client address is never given every thread
   of a worker: at most `threads - 1` of its connections are handled at once, the others
-  wait their turn without holding a thread (and past a quarter of the worker's
-  connection limit of them, the next is refused with 503). So a client holding its threads until the
-  deadlines above cannot keep another client, such as the health check, waiting.
+  wait their turn without holding a thread (past a quarter of the worker's connection
+  limit of them, the next is refused with 503). So a client holding its threads until
+  the deadlines above cannot keep another client, such as the health check, waiting.
 - **Linger on close in the connection's own thread.** gunicorn waits up to 2 s on a
   closing connection for the client to close too (so that the last answer is not lost
   to a reset), and it did so in the worker's one event-loop thread: twenty clients that
