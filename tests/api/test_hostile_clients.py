@@ -213,8 +213,8 @@ def test_clients_that_never_read_do_not_hold_the_threads(
         for sock in socks:
             sock.close()
     for data in received:
-        # Cut off: the connection was closed with its answers unsent.
-        assert data.startswith(b"HTTP/1.1 200 ")
+        # Cut off: the connection was closed with its answers unsent (what was sent
+        # before may even be lost to the reset our unread requests cause).
         assert data.count(b"HTTP/1.1 200 ") < answers or len(data) < BIG_SIZE
     assert f"a response was not taken within {SEND_TIMEOUT:g} s" in served.log()
 
