@@ -268,7 +268,8 @@ def run(
         text = f"{type(exc).__name__}: {exc}"
         if midas_base_path is not None:
             for base in {str(midas_base_path), str(Path(midas_base_path).resolve())}:
-                text = text.replace(base.rstrip("/") + "/", "")
+                if base.rstrip("/"):  # never "/" itself: every path would lose its root
+                    text = text.replace(base.rstrip("/") + "/", "")
         raise AnalysisError(text, stage=tracker.current_stage, kind="internal") from exc
 
 
