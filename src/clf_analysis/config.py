@@ -65,6 +65,9 @@ class Settings(BaseModel):
     port: int = Field(default=6300, ge=1, le=65535)
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     api_token: str | None = None
+    # Names the service is addressed by (Host header); "*": any. IP addresses and
+    # localhost are always taken.
+    allowed_hosts: tuple[str, ...] = ("*",)
     worker_concurrency: int = Field(default=2, ge=0, le=64)
     # None: the machine's cores shared among WORKER_CONCURRENCY jobs.
     analysis_processes: int | None = Field(default=None, ge=1, le=64)
@@ -86,12 +89,16 @@ class Settings(BaseModel):
     # Seconds one request may take to arrive, from its first byte to its last: a client
     # trickling its headers or body must not hold an HTTP thread for longer.
     request_read_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds one response may take to leave, from its first byte to its last: a client
+    # that does not read what it asked for must not hold an HTTP thread for longer.
+    response_send_timeout: float = Field(default=30.0, gt=0, le=600)
     # Build packages come from a share we do not control: bounds checked before reading.
     archive_max_members: int = Field(default=20_000, gt=0)
     archive_max_total_bytes: int = Field(default=8 * 1024**3, gt=0)
     archive_max_ratio: float = Field(default=200.0, gt=1)
+    archive_max_package_bytes: int = Field(default=8 * 1024**3, gt=0)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:
         if isinstance(v, str):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from clf_analysis.abp import (
     UnsafeArchiveError,
     open_archive,
 )
+from clf_analysis.abp.archive import GiB, MiB
 
 
 def make_zip(path: Path, members: dict[str, bytes], *, compress: bool = True) -> Path:
@@ -209,3 +212,101 @@ def test_every_error_is_a_build_error() -> None:
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_ratio"):
         ArchiveLimits(max_ratio=0)
+
+
+# --- packages that cost the service more than their author: sparse gaps, huge directories
+
+
+def _sparse_prefix(path: Path, zip_bytes: bytes, gap: int) -> Path:
+    """`zip_bytes` behind `gap` bytes of a hole: no disk used, every byte reads as zero."""
+    with path.open("wb") as fh:
+        fh.seek(gap)
+        fh.write(zip_bytes)
+    return path
+
+
+def test_a_zip_behind_a_sparse_gap_is_refused_before_a_byte_is_hashed(tmp_path: Path) -> None:
+    # zipfile finds the archive from its end and skips the gap (a "self-extractor"
+    # prefix): the package was valid and was hashed whole, 83 s for 20 GB.
+    inner = make_zip(tmp_path / "inner.zip", {"Models/P/Part.clf": b"x" * 100}).read_bytes()
+    abp = _sparse_prefix(tmp_path / "b.abp", inner, GiB)
+    with pytest.raises(UnsafeArchiveError, match=r"the first member starts at byte 1073741824"):
+        open_archive(abp)
+
+
+def test_a_sparse_gap_before_the_central_directory_is_refused(tmp_path: Path) -> None:
+    raw = make_zip(tmp_path / "inner.zip", {"Models/P/Part.clf": b"x" * 100}).read_bytes()
+    directory = raw.index(b"PK\x01\x02")
+    end = bytearray(raw[raw.index(b"PK\x05\x06") :])
+    struct.pack_into("<I", end, 16, directory + GiB)  # where the directory now starts
+    abp = tmp_path / "b.abp"
+    with abp.open("wb") as fh:
+        fh.write(raw[:directory])
+        fh.seek(directory + GiB)
+        fh.write(raw[directory : raw.index(b"PK\x05\x06")] + bytes(end))
+    with pytest.raises(UnsafeArchiveError, match=r"\d+ bytes belong to no member"):
+        open_archive(abp)
+
+
+def test_a_few_bytes_before_the_first_member_are_accepted(tmp_path: Path) -> None:
+    inner = make_zip(tmp_path / "inner.zip", {"Models/P/Part.clf": b"x" * 100}).read_bytes()
+    abp = tmp_path / "b.abp"
+    abp.write_bytes(b"#!stub\n" * 100 + inner)
+    with open_archive(abp) as archive:
+        assert archive.read(archive.part_files()[0]) == b"x" * 100
+
+
+def test_a_package_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    content = random.Random(1).randbytes(2000)
+    abp = make_zip(tmp_path / "b.abp", {"Models/P/Part.clf": content}, compress=False)
+    size = abp.stat().st_size
+    with pytest.raises(UnsafeArchiveError, match=rf"{size} bytes, more than the limit of 1000"):
+        open_archive(abp, ArchiveLimits(max_package_size=1000))
+
+
+def _many_members(path: Path, count: int, declared: int | None = None) -> Path:
+    """A zip of `count` empty stored members, written record by record (zipfile takes
+    minutes for 300,000); the end records declare `declared` entries (default: count),
+    in the zip64 record when more than 65,535."""
+    locals_, central = bytearray(), bytearray()
+    for i in range(count):
+        name = f"m/{i:06d}".encode()
+        central += struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0,
+            0, len(locals_),
+        ) + name  # fmt: skip
+        locals_ += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0)
+        locals_ += name
+    entries = count if declared is None else declared
+    zip64 = b""
+    if entries > 0xFFFF:
+        record_at = len(locals_) + len(central)
+        zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries,
+                            len(central), len(locals_))  # fmt: skip
+        zip64 += struct.pack("<4sLQL", b"PK\x06\x07", 0, record_at, 1)
+        entries = 0xFFFF
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, len(central),
+                      len(locals_), 0)  # fmt: skip
+    path.write_bytes(bytes(locals_ + central + zip64 + end))
+    return path
+
+
+@pytest.mark.parametrize("declared", [None, 5], ids=["declared", "lying-end-record"])
+def test_300000_members_are_refused_without_parsing_them(tmp_path: Path, declared) -> None:
+    abp = _many_members(tmp_path / "b.abp", 300_000, declared)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsafeArchiveError, match=r"more than .*20000"):
+            open_archive(abp)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # zipfile builds an object per member: hundreds of MB. The end record is 22 bytes;
+    # counting walks the 17 MB directory once.
+    assert peak < 40 * MiB
+
+
+def test_a_directory_larger_than_its_members_may_take_is_refused(tmp_path: Path) -> None:
+    abp = _many_members(tmp_path / "b.abp", 30, declared=1)
+    with pytest.raises(UnsafeArchiveError, match=r"central directory of \d+ bytes"):
+        open_archive(abp, ArchiveLimits(max_members=1))

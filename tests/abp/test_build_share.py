@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,21 @@ def test_share_relative_replaces_whole_paths_only() -> None:
 def test_path_tricks_are_programming_errors(build: ShareDir, relative: str) -> None:
     with pytest.raises(ValueError, match="not a plain relative path"):
         build.lstat(relative)
+
+
+def test_rmtree_deletes_a_tree_deeper_than_python_recurses_with_few_descriptors(
+    build: ShareDir, outside: Path, deep_tree
+) -> None:
+    (build.path / "old").mkdir()
+    bottom = deep_tree(build.path / "old", 1200)
+    (bottom / "link").symlink_to(outside)  # deleted, never followed
+    open_now = len(os.listdir("/proc/self/fd"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # A descriptor per level would need 1200 more; the walk holds two at a time.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 16, hard))
+    try:
+        build.rmtree("old")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert not (build.path / "old").exists()
+    assert (outside / "secret.txt").read_text() == "secret"

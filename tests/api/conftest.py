@@ -162,12 +162,18 @@ def serve_env(midas: Path, state: Path, **extra: str) -> dict[str, str]:
 
 
 def start_serve(
-    env: dict[str, str], log_path: Path, *extra_args: str, runner: str = "quick"
+    env: dict[str, str],
+    log_path: Path,
+    *extra_args: str,
+    runner: str = "quick",
+    prefix: tuple[str, ...] = (),
 ) -> ServeProcess:
+    """`clf-analysis serve` on a free port, ready; `prefix` is a command that runs it."""
     port = free_port()
     log_file = log_path.open("ab")
     proc = subprocess.Popen(
         [
+            *prefix,
             str(CLI),
             "serve",
             "--host",

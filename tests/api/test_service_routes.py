@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+import requests
+from flask import Flask
 from flask.testing import FlaskClient
 
 from clf_analysis.api import create_app
 from clf_analysis.config import Settings
 from clf_analysis.jobs.store import JobStore
 
-from .conftest import assert_problem
+from .conftest import LiveServer, assert_problem
 
 FRONTEND = "http://localhost:6200"
 
@@ -167,3 +170,80 @@ def test_api_token_guards_mutating_routes_only(
         headers={"Origin": FRONTEND, "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 200
+
+
+def test_with_an_api_token_a_cross_site_request_needs_only_the_token(
+    make_settings: Callable[..., Settings], store: JobStore
+) -> None:
+    # A page cannot send the token cross-site (it needs a preflight CORS refuses).
+    client = create_app(make_settings(api_token="s3cret-token"), store=store).test_client()
+    headers = {"Origin": "http://evil.example", "Authorization": "Bearer s3cret-token"}
+    assert client.post("/api/builds/271360/analyze", headers=headers).status_code == 202
+
+
+def test_a_wildcard_cors_origin_accepts_every_origin(
+    make_settings: Callable[..., Settings], store: JobStore
+) -> None:
+    client = create_app(make_settings(cors_origins="*"), store=store).test_client()
+    response = client.post("/api/builds/271360/analyze", headers={"Origin": "http://x.example"})
+    assert response.status_code == 202
+
+
+def test_cross_site_refusals_are_declared_only_without_a_token(
+    client: FlaskClient, make_settings: Callable[..., Settings], store: JobStore
+) -> None:
+    without = client.get("/openapi.json").get_json()
+    with_token = (
+        create_app(make_settings(api_token="t"), store=store)
+        .test_client()
+        .get("/openapi.json")
+        .get_json()
+    )
+    for path, item in without["paths"].items():
+        for method, op in item.items():
+            mutating = method in ("post", "delete")
+            refusal = op["responses"].get("403", {}).get("content", {})
+            types = json.dumps(refusal)
+            assert ("/problems/cross-site-request" in types) == mutating, (path, method)
+            token_op = with_token["paths"][path][method]
+            assert "/problems/cross-site-request" not in json.dumps(token_op["responses"])
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("clf-abp-path-analysis:6300", 200),  # the compose service name
+        ("CLF.example.com.", 200),  # case and a trailing dot do not matter
+        ("127.0.0.1:6300", 200),  # IP addresses cannot be rebound: health checks use them
+        ("[::1]:6300", 200),
+        ("localhost", 200),
+        ("evil.example:6300", 400),  # a page whose name was rebound to the service
+        ("clf-abp-path-analysis.evil.example", 400),
+    ],
+)
+def test_allowed_hosts_refuse_other_names_on_a_real_server(
+    make_settings: Callable[..., Settings],
+    store: JobStore,
+    live_server_factory: Callable[[Flask], LiveServer],
+    host: str,
+    status: int,
+) -> None:
+    settings = make_settings(allowed_hosts="clf-abp-path-analysis, clf.example.com")
+    server = live_server_factory(create_app(settings, store=store))
+    response = requests.get(server.url + "/api/jobs", headers={"Host": host}, timeout=10)
+    if status == 200:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "/problems/host-not-allowed"
+    assert "ALLOWED_HOSTS" in problem["detail"]
+    declared = server.app.test_client().get("/openapi.json").get_json()
+    assert "/problems/host-not-allowed" in json.dumps(declared["paths"]["/api/jobs"]["get"])
+
+
+def test_any_host_is_taken_by_default(client: FlaskClient) -> None:
+    assert client.get("/api/jobs", headers={"Host": "whatever.example"}).status_code == 200
+    declared = json.dumps(client.get("/openapi.json").get_json())
+    assert "/problems/host-not-allowed" not in declared

@@ -3,9 +3,12 @@ import pytest
 
 from clf_analysis.layout import height_name
 from clf_analysis.pipeline.heights import (
+    MAX_HOLE_VIEWS,
     clean_platform_heights,
     every,
     hole_view_heights,
+    hole_view_interval,
+    hole_view_warnings,
     layer_grid,
     legacy_sample_candidates,
 )
@@ -60,3 +63,28 @@ def test_legacy_sample_candidates_are_a_few_per_layer_however_far_apart():
     candidates = legacy_sample_candidates(zs).tolist()
     assert {0.0, 2.0, 4.0, 1e6} <= set(candidates)
     assert len(candidates) <= 3 * len(zs)
+
+
+@pytest.mark.parametrize(
+    ("top", "interval", "views", "drawn_every"),
+    [
+        (199.5, 0.5, 400, 0.5),
+        (200.0, 0.5, 201, 1.0),
+        (1000.0, 0.5, 334, 3.0),
+        (1000.0, 2.5, 201, 5.0),
+    ],
+)
+def test_holes_views_of_one_run_are_capped_on_the_grid_asked_for(
+    top: float, interval: float, views: int, drawn_every: float
+) -> None:
+    heights = hole_view_heights(top, interval)
+    assert len(heights) == views <= MAX_HOLE_VIEWS
+    assert hole_view_interval(top, interval) == drawn_every
+    # Every height drawn is a height of the full grid, which the file passes sample.
+    assert set(heights) <= set(hole_view_heights(top, interval, capped=False))
+    assert bool(hole_view_warnings(top, interval)) == (drawn_every != interval)
+
+
+def test_requested_hole_heights_come_on_top_of_the_capped_grid() -> None:
+    heights = hole_view_heights(1000.0, 0.5, [0.5, 1.5])
+    assert {0.5, 1.5} <= set(heights) and len(heights) == 334 + 2

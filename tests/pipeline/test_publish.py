@@ -16,6 +16,7 @@ from clf_analysis.abp.share import BuildFolder, ShareDir
 from clf_analysis.layout import LOCK_FILE, OUTPUT_DIR, temp_output_name
 from clf_analysis.pipeline.errors import BuildLocked
 from clf_analysis.pipeline.publish import (
+    RUN_LOG_MAX_BYTES,
     LockPolicy,
     exclusive_build_lock,
     record_run,
@@ -219,3 +220,36 @@ def test_a_run_log_lock_that_is_a_link_is_refused_without_touching_its_target(
         record_run(build, run_id="r", start_time=now, end_time=now, status="completed")
     assert target.read_bytes() == b"SQLite format 3\x00"
     assert not (build_dir / "processes_run.json").exists()
+
+
+def test_a_run_log_larger_than_the_limit_is_kept_aside_unread(build, build_dir):
+    # Valid JSON padded past the limit: read, it would have been extended in place.
+    log = build_dir / "processes_run.json"
+    head = '{"other": {"runs": []}}'
+    log.write_text(head + " " * (RUN_LOG_MAX_BYTES + 1 - len(head)))
+    now = datetime.now(UTC)
+    aside = record_run(build, run_id="r", start_time=now, end_time=now, status="completed")
+    assert aside is not None and (build_dir / aside).stat().st_size == RUN_LOG_MAX_BYTES + 1
+    assert list(json.loads(log.read_text())) == ["clf_analysis"]
+
+
+@pytest.mark.parametrize("nesting", ["[" * 200_000, '{"a":' * 950 + "1" + "}" * 950])
+def test_a_run_log_nested_too_deep_is_kept_aside(build, build_dir, nesting):
+    log = build_dir / "processes_run.json"
+    log.write_text(nesting)
+    now = datetime.now(UTC)
+    aside = record_run(build, run_id="r", start_time=now, end_time=now, status="completed")
+    assert aside is not None and (build_dir / aside).read_text() == nesting
+    assert [r["run_id"] for r in json.loads(log.read_text())["clf_analysis"]["runs"]] == ["r"]
+
+
+def test_previous_results_nested_deeper_than_python_recurses_are_deleted(
+    build, build_dir, deep_tree
+):
+    _make_output(build_dir / OUTPUT_DIR, "old")
+    deep_tree(build_dir / OUTPUT_DIR, 1200)
+    _make_output(build_dir / temp_output_name(R2), "new")
+    swap_into_place(build, temp_output_name(R2), R2)
+    live = json.loads((build_dir / OUTPUT_DIR / "platform_info.json").read_text())
+    assert live == {"marker": "new"}
+    assert sorted(p.name for p in build_dir.iterdir()) == [OUTPUT_DIR]

@@ -208,3 +208,117 @@ def test_the_analyze_command_on_a_package_path_reports_the_results_beside_it(tmp
     assert done.returncode == 0, done.stderr
     assert f"output       {build.build_dir / OUTPUT_DIR}" in done.stdout
     assert (build.build_dir / OUTPUT_DIR / "platform_info.json").is_file()
+
+
+# A later review: deep trees, files the service may not open, errors nobody foresaw
+
+# Python's recursion limit is 1000 frames: shutil.rmtree failed on this.
+DEEPER_THAN_RECURSION = 1200
+
+
+def _runs_logged(build: GeneratedBuild) -> list[str]:
+    log = json.loads((build.build_dir / "processes_run.json").read_text())
+    return [r["status"] for r in log["clf_analysis"]["runs"]]
+
+
+def test_a_deep_tree_in_the_results_neither_fails_the_publish_nor_later_runs(tmp_path, deep_tree):
+    base = tmp_path / "midas"
+    build = _build(base, "b-1")
+    _run(base, "b-1")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    bottom = deep_tree(build.build_dir / OUTPUT_DIR, DEEPER_THAN_RECURSION)
+    (bottom / "link").symlink_to(outside)  # unlinked, never followed
+    assert _run(base, "b-1")["success"]  # the swap deletes the previous results
+    assert _run(base, "b-1")["success"]
+    assert _runs_logged(build) == ["completed"] * 3
+    leftovers = [n for n in os.listdir(build.build_dir) if n.startswith(f"{OUTPUT_DIR}.")]
+    assert leftovers == []
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+def test_a_deep_leftover_of_a_dead_run_is_deleted_by_the_next_run(tmp_path, deep_tree):
+    base = tmp_path / "midas"
+    build = _build(base, "b-1")
+    _run(base, "b-1")
+    leftover = build.build_dir / f"clf_analysis.old-{uuid.uuid4().hex}"
+    leftover.mkdir()
+    deep_tree(leftover, DEEPER_THAN_RECURSION)
+    assert _run(base, "b-1")["success"]
+    assert not leftover.exists()
+
+
+def test_an_error_nobody_foresaw_fails_the_run_with_a_problem(tmp_path):
+    # The job's progress channel breaking, say: before, the job's error was the bare
+    # exception's type name.
+    base = tmp_path / "midas"
+    _build(base, "b-1")
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        raise BrokenPipeError(f"progress report lost ({base / 'b-1'})")
+
+    with pytest.raises(AnalysisError) as caught:
+        run("b-1", FAST, midas_base_path=base, options=OPTIONS, progress=progress)
+    problem = caught.value.to_problem()
+    assert (problem["type"], problem["stage"]) == ("internal", "prepare")
+    assert "BrokenPipeError: progress report lost (b-1)" in str(problem["message"])
+
+
+def test_a_build_folder_the_service_may_not_write_fails_the_run_naming_it(
+    tmp_path, without_root_file_access
+):
+    base = tmp_path / "midas"
+    build = _build(base, "b-1")
+    build.build_dir.chmod(0o555)
+    env = {**os.environ, "PLATE_PX_PER_MM": "1", "MIDAS_BASE_PATH": str(base)}
+    try:
+        done = subprocess.run(
+            [*without_root_file_access, sys.executable, "-m", "clf_analysis", "analyze",
+             "b-1", "--quiet", "--processes", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+    finally:
+        build.build_dir.chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert (
+        "failed: b-1/.clf_analysis.run.lock: permission denied to the service's user "
+        "(stage prepare)" in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert str(tmp_path) not in done.stderr
+
+
+def test_a_package_behind_a_sparse_gap_fails_the_run_before_it_is_hashed(tmp_path):
+    base = tmp_path / "midas"
+    build = _build(base, "b-1")
+    content = build.archive.read_bytes()
+    with build.archive.open("wb") as fh:  # 2 GiB of nothing, then the package
+        fh.seek(2 * 1024**3)
+        fh.write(content)
+    with pytest.raises(AnalysisError) as caught:
+        _run(base, "b-1")
+    assert (caught.value.kind, caught.value.stage) == ("bad_package", "prepare")
+    assert "belong to no member (the first member starts at byte 2147483648)" in str(caught.value)
+    assert not (build.build_dir / OUTPUT_DIR).exists()
+
+
+def test_holes_views_are_capped_per_run_and_the_summary_says_so(tmp_path):
+    # holes_interval 0.5 up a 210 mm build asks for 421 views (the 100-height cap on
+    # requested heights does not limit it); every other one is drawn, and said to be.
+    base = tmp_path / "midas"
+    generate_build(base, build_id="tall", parts=1, height_mm=210.0, layer_mm=5.0, seed=1)
+    params = AnalysisParams(holes_interval=0.5, clean_platform_heights=(1.0,), pathdata=False)
+    result = run("tall", params, midas_base_path=base, options=OPTIONS)
+    info = json.loads(result.summary_path.read_text())
+    views = info["holes_views_interval"]
+    assert views["interval_mm"] == 1.0 and views["total_views"] == 211
+    assert len(list((result.output_dir / "holes_views").iterdir())) == 211
+    assert (
+        "holes_interval 0.5 mm from 0 to 210 mm asks for 421 holes views, more than 400: "
+        "drawn every 1 mm instead (211 views)" in info["warnings"]
+    )
+    assert info["parameters"]["holes_interval"] == 0.5  # what was asked stays on record

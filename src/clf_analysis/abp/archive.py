@@ -3,6 +3,12 @@
 Nothing is extracted to disk: CLF members are read straight from the archive, so runs
 and builds never share an extraction folder. Every member name and size is checked when
 the archive is opened, because an `.abp` comes from a network share we do not control.
+
+Before zipfile parses anything, the package's size and its end-of-central-directory
+record are checked, and the central directory's entries counted: zipfile would build an
+object for each of 300,000 members before a count could be compared, and a package can
+be a valid zip behind gigabytes of a sparse file's nothing, which costs its author no
+disk and the service minutes of hashing.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import os
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,6 +33,28 @@ MiB = 1 << 20
 
 # "C:" or "c:foo" — a Windows drive prefix would escape any destination folder.
 _DRIVE = re.compile(r"^[A-Za-z]:")
+
+# The ZIP records read before zipfile (APPNOTE.TXT 4.3.12, 4.3.14-16): signature and the
+# offsets of the fields used.
+_EOCD = struct.Struct("<4s4H2LH")  # sig, disk, cd disk, entries here, entries, size, offset
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_EOCD_SEARCH = _EOCD.size + 0xFFFF  # the record and the longest comment
+_ZIP64_LOCATOR_SIZE = 20
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # sig, size, versions, disks, entries x2, size, off
+_ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
+_CENTRAL_ENTRY = struct.Struct("<4s6H3L5H2L")  # fixed part of a central directory entry
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # fixed part of a local file header
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+# Central directory bytes allowed per allowed member: an entry is 46 bytes plus its name
+# and extra fields, about 150 for an Arcam package.
+CENTRAL_BYTES_PER_MEMBER = 1024
+# Bytes of a package that belong to no member: a data descriptor after each member (at
+# most 24 bytes), and this much in all (before the first member, between members, before
+# the central directory). Writers of .abp packages leave none.
+STRAY_BYTES = 64 * 1024
+DESCRIPTOR_BYTES = 24
 
 
 @dataclass(frozen=True)
@@ -42,9 +71,15 @@ class ArchiveLimits:
     max_ratio: float = 200.0
     max_member_size: int = 2 * GiB
     ratio_min_size: int = 1 * MiB
+    max_package_size: int = 8 * GiB
 
     def __post_init__(self) -> None:
-        for name in ("max_members", "max_total_uncompressed", "max_member_size"):
+        for name in (
+            "max_members",
+            "max_total_uncompressed",
+            "max_member_size",
+            "max_package_size",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ArchiveLimits.{name} must be > 0, got {getattr(self, name)}")
         if not self.max_ratio > 0:
@@ -127,6 +162,98 @@ def _validate(path: Path, infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -
         )
 
 
+def _check_before_parsing(path: Path, fd: int, limits: ArchiveLimits) -> int | None:
+    """The package's size, and the central directory's size and entry count, within the
+    limits; read from the end records and by walking the entries' fixed parts. Returns
+    where the central directory starts.
+
+    A file without an end record is left to zipfile, which says what is wrong with it.
+    """
+    size = os.fstat(fd).st_size
+    if size > limits.max_package_size:
+        raise UnsafeArchiveError(
+            f"{path}: {size} bytes, more than the limit of {limits.max_package_size} for a package"
+        )
+    tail_start = max(0, size - _EOCD_SEARCH)
+    tail = os.pread(fd, size - tail_start, tail_start)
+    at = tail.rfind(_EOCD_SIGNATURE)
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return None
+    _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, at)
+    cd_end = tail_start + at
+    locator_at = at - _ZIP64_LOCATOR_SIZE
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == _ZIP64_LOCATOR_SIGNATURE:
+        # The zip64 record sits right before its locator (the offset the locator gives
+        # may count from a prefix): found by position, as the central directory is.
+        record_at = cd_end - _ZIP64_LOCATOR_SIZE - _ZIP64_EOCD.size
+        record = os.pread(fd, _ZIP64_EOCD.size, max(record_at, 0))
+        if record_at >= 0 and record[:4] == _ZIP64_EOCD_SIGNATURE:
+            fields = _ZIP64_EOCD.unpack(record)
+            entries, cd_size = fields[7], fields[8]
+            cd_end = record_at
+    if entries > limits.max_members:
+        raise UnsafeArchiveError(
+            f"{path}: {entries} members, more than the limit of {limits.max_members}"
+        )
+    max_cd = limits.max_members * CENTRAL_BYTES_PER_MEMBER
+    if cd_size > max_cd or cd_size > cd_end:
+        raise UnsafeArchiveError(
+            f"{path}: a central directory of {cd_size} bytes, more than the "
+            f"{min(max_cd, cd_end)} its members may take"
+        )
+    directory = os.pread(fd, cd_size, cd_end - cd_size)
+    counted = 0
+    position = 0
+    # Counted by walking, not taken from the record: zipfile parses every entry there is.
+    while position + _CENTRAL_ENTRY.size <= len(directory):
+        fields = _CENTRAL_ENTRY.unpack_from(directory, position)
+        if fields[0] != _CENTRAL_SIGNATURE:
+            break  # not an entry: zipfile says so
+        counted += 1
+        if counted > limits.max_members:
+            raise UnsafeArchiveError(
+                f"{path}: more than {limits.max_members} members in the central directory "
+                f"(the limit), although its end record declares {entries}"
+            )
+        name_length, extra_length, comment_length = fields[10], fields[11], fields[12]
+        position += _CENTRAL_ENTRY.size + name_length + extra_length + comment_length
+    return cd_end - cd_size
+
+
+def _check_stray_bytes(path: Path, fd: int, infos: list[zipfile.ZipInfo], cd_start: int) -> None:
+    """Every byte before the central directory belongs to a member (its local header,
+    data and descriptor), but for a small allowance: no member behind a sparse gap."""
+    allowance = STRAY_BYTES + DESCRIPTOR_BYTES * len(infos)
+    stray = 0
+    position = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset > position:
+            stray += info.header_offset - position
+        header = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+            raise BuildArchiveError(
+                f"{path}: member {info.filename!r} has no local header at byte {info.header_offset}"
+            )
+        name_length, extra_length = _LOCAL_HEADER.unpack(header)[9:11]
+        end = (
+            info.header_offset
+            + _LOCAL_HEADER.size
+            + name_length
+            + extra_length
+            + info.compress_size
+        )
+        position = max(position, end)
+        if stray > allowance:
+            break
+    stray += max(0, cd_start - position)
+    if stray > allowance:
+        first = min((i.header_offset for i in infos), default=cd_start)
+        raise UnsafeArchiveError(
+            f"{path}: {stray} bytes belong to no member (the first member starts at byte "
+            f"{first}), more than the {allowance} allowed: a package padded with nothing"
+        )
+
+
 def _part_file(info: zipfile.ZipInfo) -> PartFile | None:
     if info.is_dir():
         return None
@@ -156,13 +283,19 @@ class BuildArchive:
             reason = "a symbolic link, not followed" if exc.errno == errno.ELOOP else exc.strerror
             raise BuildArchiveError(f"{self.path}: cannot be opened ({reason})") from exc
         try:
+            cd_start = _check_before_parsing(self.path, self._file.fileno(), limits)
             self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
             self._file.close()
             raise BuildArchiveError(f"{self.path}: not a readable ZIP archive ({exc})") from exc
+        except BaseException:
+            self._file.close()
+            raise
         try:
             infos = self._zip.infolist()
             _validate(self.path, infos, limits)
+            if cd_start is not None:
+                _check_stray_bytes(self.path, self._file.fileno(), infos, cd_start)
         except BaseException:
             self.close()
             raise

@@ -15,6 +15,10 @@ from clf_analysis.abp.share import BuildFolder, ShareDir
 log = logging.getLogger(__name__)
 
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A build folder holds its package, the results and a few logs. One someone filled with
+# hundreds of thousands of names would cost every listing and submission a scan of them
+# all (1.2 s for 200,000): a folder with more entries than this is refused as a build.
+MAX_BUILD_FOLDER_ENTRIES = 10_000
 # The same rule as one JSON Schema pattern (ECMA-262 and Python read it alike), for the
 # API description; tests hold it to validate_build_id's verdicts.
 BUILD_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
@@ -132,13 +136,21 @@ def resolve_package_link(share: ShareDir, folder: BuildFolder, name: str) -> Bui
 
 def package_in(share: ShareDir, folder: BuildFolder) -> BuildPackage:
     """The package of an open build folder, chosen by `choose_package` among its `.abp` files
-    and links (see `resolve_package_link`); folders and special files are not packages."""
-    names = [
-        entry.name
-        for entry in share.entries()
-        if Path(entry.name).suffix.lower() == ".abp"
-        and (entry.is_file(follow_symlinks=False) or entry.is_symlink())
-    ]
+    and links (see `resolve_package_link`); folders and special files are not packages.
+
+    BuildRefused when the folder holds more than MAX_BUILD_FOLDER_ENTRIES entries.
+    """
+    names = []
+    for count, entry in enumerate(share.entries(), 1):
+        if count > MAX_BUILD_FOLDER_ENTRIES:
+            raise BuildRefused(
+                f"build {folder.name!r}: {folder.name} holds more than "
+                f"{MAX_BUILD_FOLDER_ENTRIES} entries; refused (the service examines no more)"
+            )
+        if Path(entry.name).suffix.lower() == ".abp" and (
+            entry.is_file(follow_symlinks=False) or entry.is_symlink()
+        ):
+            names.append(entry.name)
     chosen = choose_package(names, folder.name)
     if chosen is None:
         raise BuildNotFound(f"build {folder.name!r}: no .abp package in {folder.name}")

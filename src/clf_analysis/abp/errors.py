@@ -8,10 +8,14 @@ Exception
       ├── BuildArchiveError      the package cannot be read as a ZIP archive
       │    └── UnsafeArchiveError   readable, but not to be trusted (names, zip bomb)
       ├── ExclusionsError        the exclusions file is missing or invalid
-      └── UnsafeSharePath        an entry below the share is a link or the wrong kind
+      ├── UnsafeSharePath        an entry below the share is a link or the wrong kind
+      ├── ShareAccessDenied      (also a PermissionError) the service may not open an entry
+      └── ShareFileTooLarge      a file below the share is larger than the service reads
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class BuildError(Exception):
@@ -52,3 +56,31 @@ class UnsafeSharePath(BuildError):
         )
         self.relpath = relpath
         self.problem = problem
+
+
+class ShareAccessDenied(BuildError, PermissionError):
+    """The service's user may not open (or create) an entry below the share: its owner
+    or mode, or its folder's.
+
+    Still a PermissionError, so that whatever handled the bare one handles it; it adds
+    the entry's path relative to the share, which a bare one does not know.
+    """
+
+    def __init__(self, relpath: str) -> None:
+        super().__init__(errno.EACCES, "permission denied", relpath)
+        self.relpath = relpath
+
+    def __str__(self) -> str:
+        return f"{self.relpath}: permission denied to the service's user"
+
+
+class ShareFileTooLarge(BuildError):
+    """A file below the share is larger than the service reads into memory."""
+
+    def __init__(self, relpath: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{relpath} is {size} bytes, more than the {limit} bytes the service reads"
+        )
+        self.relpath = relpath
+        self.size = size
+        self.limit = limit

@@ -20,19 +20,20 @@ import ctypes.util
 import errno
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.errors import ShareAccessDenied, ShareFileTooLarge, UnsafeSharePath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO planted under a file's name must not hang the service.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _RENAME_EXCHANGE = 2
+# What an open of an entry the service's user may not read fails with.
+_DENIED = (errno.EACCES, errno.EPERM)
 
 
 def _components(relative: str) -> list[str]:
@@ -80,7 +81,10 @@ class BuildFolder:
 
         FileNotFoundError when it is missing; UnsafeSharePath when it is a link or no folder.
         """
-        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError:
+            raise ShareAccessDenied(".") from None
         try:
             fd = _open_dir_at(root_fd, self.name, self.name)
         finally:
@@ -92,6 +96,8 @@ def _open_dir_at(dir_fd: int, name: str, relpath: str) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
+        if exc.errno in _DENIED:
+            raise ShareAccessDenied(relpath) from None
         if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
             raise
         # Linux answers ENOTDIR for a link opened with O_DIRECTORY | O_NOFOLLOW: say which.
@@ -169,6 +175,8 @@ class ShareDir:
         try:
             fd = os.open(name, flags | _FILE_FLAGS, mode, dir_fd=self.fd)
         except OSError as exc:
+            if exc.errno in _DENIED:
+                raise ShareAccessDenied(self.rel(name)) from None
             if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
                 raise
             kind = _kind(os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode)
@@ -196,10 +204,20 @@ class ShareDir:
             raise UnsafeSharePath(self.rel(relative), f"has {links} hard links")
         return fd
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, max_bytes: int | None = None) -> bytes:
+        """The content of the regular file `relative`; ShareFileTooLarge when it holds
+        more than `max_bytes` (a sparse file can claim gigabytes at no cost)."""
         fd = self.open_file(relative)
         with os.fdopen(fd, "rb") as fh:
-            return fh.read()
+            if max_bytes is None:
+                return fh.read()
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                raise ShareFileTooLarge(self.rel(relative), size, max_bytes)
+            data = fh.read(max_bytes + 1)  # it may have grown since
+            if len(data) > max_bytes:
+                raise ShareFileTooLarge(self.rel(relative), os.fstat(fd).st_size, max_bytes)
+            return data
 
     def entries(self) -> Iterator[os.DirEntry[str]]:
         """The entries of this folder; their `is_*`/`stat` calls must pass
@@ -237,14 +255,18 @@ class ShareDir:
 
     def rmtree(self, name: str) -> None:
         """Delete the real folder `name` and what it holds; links inside are unlinked,
-        never followed. Refuses when `name` itself is a link or no folder."""
+        never followed. Refuses when `name` itself is a link or no folder.
+
+        Iterative, with two descriptors open at a time whatever the depth: a planted tree
+        thousands of folders deep must neither exhaust the stack (shutil.rmtree recurses)
+        nor the descriptors. The walk climbs back through "..", checked to be the very
+        folder it came from, so that moving a folder meanwhile cannot lead it elsewhere.
+        """
         _components(name)
         info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         if not stat.S_ISDIR(info.st_mode):
             raise UnsafeSharePath(self.rel(name), f"{_kind(info.st_mode)}, not a folder")
-        # With dir_fd, rmtree walks by descriptors and unlinks links (its safe variant).
-        assert shutil.rmtree.avoids_symlink_attacks
-        shutil.rmtree(name, dir_fd=self.fd)
+        _remove_tree(self.fd, name, self.rel(name))
 
     def unlink(self, name: str) -> None:
         _components(name)
@@ -292,6 +314,77 @@ class ShareDir:
         except OSError:
             same = False
         return pinned if same else self.path
+
+
+@dataclass
+class _Level:
+    """A folder being emptied: its name in its parent, its identity, its subfolders left."""
+
+    name: str
+    identity: os.stat_result
+    subfolders: list[str]
+
+
+def _empty_files_of(fd: int) -> list[str]:
+    """Unlink every entry of the folder `fd` but its real subfolders; returns those."""
+    subfolders = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)  # a link is unlinked, never followed
+    return subfolders
+
+
+def _remove_tree(parent_fd: int, name: str, relpath: str) -> None:
+    """Delete the folder `name` of `parent_fd` and everything below it (see `rmtree`)."""
+    fd = _open_dir_at(parent_fd, name, relpath)
+    try:
+        levels = [_Level(name, os.fstat(fd), _empty_files_of(fd))]
+        while levels:
+            level = levels[-1]
+            if level.subfolders:
+                sub = level.subfolders.pop()
+                try:
+                    child = _open_dir_at(fd, sub, relpath)
+                except FileNotFoundError:
+                    continue
+                except UnsafeSharePath:  # turned into a link or file since it was listed
+                    os.unlink(sub, dir_fd=fd)
+                    continue
+                os.close(fd)
+                fd = child
+                levels.append(_Level(sub, os.fstat(fd), _empty_files_of(fd)))
+                continue
+            levels.pop()
+            if not levels:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            if not os.path.samestat(os.fstat(fd), levels[-1].identity):
+                raise UnsafeSharePath(relpath, "was moved while it was being deleted")
+            os.rmdir(level.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def nests_deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON data read from the share nests more than `limit` arrays and objects
+    deep. Walked without recursion: Python's own encoders recurse, and fail (or the
+    pydantic serializer refuses) on what a small file can nest."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def current_umask() -> int:

@@ -36,7 +36,7 @@ def create_app(
 
     from clf_analysis.api import artifacts, builds, health, jobs, layers, openapi, ui
     from clf_analysis.api.errors import register_error_handlers
-    from clf_analysis.api.parsing import check_api_token
+    from clf_analysis.api.parsing import check_api_token, check_cross_site, check_host
     from clf_analysis.api.service import EXTENSION_KEY, Service
     from clf_analysis.config import load_settings
     from clf_analysis.jobs.store import JobStore
@@ -62,7 +62,9 @@ def create_app(
 
     @app.before_request
     def _authorize() -> None:
+        check_host(settings.allowed_hosts)
         check_api_token(settings.api_token)
+        check_cross_site(settings)
 
     for blueprint in (health.bp, jobs.bp, builds.bp, artifacts.bp, layers.bp, ui.bp, openapi.bp):
         app.register_blueprint(blueprint)

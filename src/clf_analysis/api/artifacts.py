@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
+from urllib.parse import quote
 
 from flask import Blueprint, Response, request, send_file
+from werkzeug.http import parse_range_header
 
 from clf_analysis.abp.discovery import build_folder
-from clf_analysis.abp.errors import UnsafeSharePath
+from clf_analysis.abp.errors import ShareAccessDenied, UnsafeSharePath
 from clf_analysis.abp.share import ShareDir
 from clf_analysis.api.contract import Header, Operation, Parameter, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
@@ -31,12 +33,13 @@ bp = Blueprint("artifacts", __name__)
 # every character percent-encoded (up to 12 bytes each): a valid path is never a 414.
 MAX_ARTIFACT_PATH = 300
 # What the service writes; anything else found in the folder (an .html someone dropped
-# there) is sent as an opaque download, never with a type a browser would render.
+# there) is sent as an opaque download, never with a type a browser would render. Text
+# types get "; charset=utf-8" from werkzeug.
 _TYPES = {
     ".json": "application/json",
     ".png": "image/png",
-    ".csv": "text/csv; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
 }
 OPAQUE_TYPE = "application/octet-stream"
 # No script, no plugin, no form, no navigation from a served file; inline styles only
@@ -54,6 +57,12 @@ NO_RESULTS = problem(
     "results-not-found",
     "share-entry-refused",
     description="The build has no published results, or a link stands where they would be.",
+)
+SHARE_DENIED = problem(
+    403,
+    "share-permission-denied",
+    description="The service's user may not read an entry of the build on the share (its "
+    "owner or mode); `path` names it.",
 )
 CHANGING = problem(
     503,
@@ -80,7 +89,7 @@ FILE_HEADERS = {
     "X-Content-Type-Options": Header("nosniff."),
     "Content-Security-Policy": Header("A sandbox: nothing in the file runs."),
 }
-FILE_TYPES = (*sorted({t.split(";")[0] for t in _TYPES.values()}), OPAQUE_TYPE)
+FILE_TYPES = (*sorted(set(_TYPES.values())), OPAQUE_TYPE)
 
 
 def file_replies(
@@ -138,9 +147,22 @@ def refused(build_id: str, exc: UnsafeSharePath) -> ApiError:
     )
 
 
+def denied(build_id: str, exc: ShareAccessDenied) -> ApiError:
+    """The 403 for an entry of the share the service's user may not read."""
+    return ApiError(
+        403,
+        "Forbidden",
+        f"build {build_id}: {exc}",
+        kind="share-permission-denied",
+        build_id=build_id,
+        path=exc.relpath,
+    )
+
+
 @contextmanager
 def open_outputs(build_id: str) -> Iterator[ShareDir]:
-    """`<base>/<build_id>/clf_analysis`, opened without following a link; 404 otherwise."""
+    """`<base>/<build_id>/clf_analysis`, opened without following a link; 404 otherwise,
+    403 when the service's user may not read it or anything opened below it."""
     folder = build_folder(service().settings.midas_base_path, build_id)
     try:
         build = folder.open()
@@ -148,6 +170,8 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
         raise no_results(build_id) from None
     except UnsafeSharePath as exc:
         raise refused(build_id, exc) from None
+    except ShareAccessDenied as exc:
+        raise denied(build_id, exc) from None
     try:
         try:
             outputs = build.subdir(OUTPUT_DIR)
@@ -157,6 +181,8 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
             raise refused(build_id, exc) from None
         with outputs:
             yield outputs
+    except ShareAccessDenied as exc:  # clf_analysis/, or anything the route opens below it
+        raise denied(build_id, exc) from None
     finally:
         build.close()
 
@@ -210,7 +236,7 @@ def send_artifact(outputs: ShareDir, relative: str, missing: ApiError, build_id:
         max_age=None,
     )
     response.content_length = info.st_size
-    response.make_conditional(request.environ, accept_ranges=True, complete_length=info.st_size)
+    response.make_conditional(_servable_ranges(), accept_ranges=True, complete_length=info.st_size)
     response.cache_control.no_cache = True
     response.cache_control.public = True
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -229,6 +255,7 @@ def send_artifact(outputs: ShareDir, relative: str, missing: ApiError, build_id:
         refusals=(
             NO_RESULTS,
             problem(404, "artifact-not-found", description="No such file."),
+            SHARE_DENIED,
             UNSATISFIABLE,
         ),
     )
@@ -241,5 +268,22 @@ def get_artifact(build_id: str, path: str) -> Response:
         return send_artifact(outputs, relative, missing, build_id)
 
 
+def _servable_ranges() -> dict[str, object]:
+    """The request's environment, without a Range header this route does not serve: one
+    of another unit (`items=0-1`), an invalid one (`bytes=5-1`) or several ranges are
+    ignored, and the whole file sent (RFC 9110, 14.2); only a single byte range outside
+    the file is 416."""
+    environ: dict[str, object] = request.environ
+    value = environ.get("HTTP_RANGE")
+    if not isinstance(value, str):
+        return environ
+    parsed = parse_range_header(value)
+    if parsed is not None and parsed.units == "bytes" and len(parsed.ranges) == 1:
+        return environ
+    return {name: v for name, v in environ.items() if name != "HTTP_RANGE"}
+
+
 def artifact_url(build_id: str, relative: str) -> str:
-    return f"{request.script_root}/api/builds/{build_id}/artifacts/{relative}"
+    """The URL of a file below clf_analysis/, its name percent-encoded (`q?x#y.png` is
+    a file name, not a query and a fragment)."""
+    return f"{request.script_root}/api/builds/{build_id}/artifacts/{quote(relative, safe='/')}"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
-from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -17,13 +18,22 @@ from clf_analysis.abp.discovery import (
     package_in,
     validate_build_id,
 )
-from clf_analysis.abp.errors import BuildNotFound, InvalidBuildId, UnsafeSharePath
-from clf_analysis.abp.share import BuildFolder, ShareDir
+from clf_analysis.abp.errors import (
+    BuildNotFound,
+    InvalidBuildId,
+    ShareAccessDenied,
+    ShareFileTooLarge,
+    UnsafeSharePath,
+)
+from clf_analysis.abp.share import BuildFolder, ShareDir, nests_deeper_than
 from clf_analysis.api.artifacts import (
+    ARTIFACT_PATH_PATTERN,
     CHANGING,
     FILE_HEADERS,
     IF_NONE_MATCH,
+    MAX_ARTIFACT_PATH,
     NO_RESULTS,
+    SHARE_DENIED,
     artifact_url,
     no_results,
     open_outputs,
@@ -54,6 +64,19 @@ LISTED_SUFFIXES = (".png", ".json", ".csv", ".txt")
 # Deeper folders are not listed: the service writes two levels, and a planted tree of
 # thousands of nested folders must not cost a request more than this.
 MAX_LISTED_DEPTH = 8
+# A run writes a few hundred files at most; a folder someone filled with more costs a
+# request no more than this (the answer says when the list was cut).
+MAX_LISTED_ARTIFACTS = 5_000
+MAX_EXAMINED_ENTRIES = 50_000
+# A realistic platform_info.json is a few MB (1.6 MB for a tall build of many parts) and
+# a handful of levels deep; a sparse file can claim any size, and nesting thousands of
+# levels deep fails the JSON parser and serializer.
+PLATFORM_INFO_MAX_BYTES = 64 * 1024 * 1024
+PLATFORM_INFO_MAX_DEPTH = 64
+# What the artifact route takes (so a listed file can be fetched), minus control
+# characters: a name holding a newline or an escape is not listed.
+_LISTABLE = re.compile(ARTIFACT_PATH_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 BUILDS_LIMIT = IntegerQuery("limit", 200, 1, 5000, "Builds per page.")
 BUILDS_OFFSET = IntegerQuery("offset", 0, 0, 10**9, "Build folders to skip, sorted by name.")
@@ -72,7 +95,7 @@ def _package(build: ShareDir, folder: BuildFolder) -> tuple[BuildPackage, bool] 
         return None
     try:
         info = build.lstat(f"{OUTPUT_DIR}/{PLATFORM_INFO}")
-    except UnsafeSharePath:  # clf_analysis/ is a link: no results the service will serve
+    except (UnsafeSharePath, ShareAccessDenied):  # no results the service will serve
         info = None
     return package, info is not None and stat.S_ISREG(info.st_mode)
 
@@ -183,32 +206,102 @@ def list_builds() -> Response:
     return jsonify(BuildListResponse(builds=builds, count=len(builds)).dump())
 
 
-def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
-    """(path below the outputs, size) of every listed file: regular files only, in real
-    folders only (links are neither listed nor entered), hidden names and layers left out."""
-    pending = [""]
-    while pending:
-        prefix = pending.pop(0)
-        try:
-            folder = outputs.subdir(prefix.rstrip("/")) if prefix else None
-        except UnsafeSharePath:  # became a link since it was listed: not ours to enter
-            continue
-        current = folder or outputs
-        try:
-            entries = sorted(current.entries(), key=lambda e: e.name)
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                relative = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    # Layer files are thousands per build; they have their own route.
-                    if entry.name != PATHDATA_DIR and relative.count("/") < MAX_LISTED_DEPTH:
-                        pending.append(relative + "/")
-                elif entry.is_file(follow_symlinks=False) and entry.name.endswith(LISTED_SUFFIXES):
-                    yield relative, entry.stat(follow_symlinks=False).st_size
-        finally:
-            if folder is not None:
-                folder.close()
+def _listable(relative: str) -> bool:
+    """A path the artifact route serves and a JSON client reads: valid UTF-8 (names that
+    are not were decoded with lone surrogates, which strict JSON parsers refuse), no
+    control characters, within the route's pattern and length."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return (
+        len(relative) <= MAX_ARTIFACT_PATH
+        and _CONTROL.search(relative) is None
+        and _LISTABLE.fullmatch(relative) is not None
+    )
+
+
+class _Listing:
+    """Every listed file of an output folder, walked breadth-first up to the caps."""
+
+    def __init__(self, outputs: ShareDir) -> None:
+        self.files: list[tuple[str, int]] = []
+        self.truncated = False
+        examined = 0
+        pending = [""]
+        while pending and not self.truncated:
+            prefix = pending.pop(0)
+            try:
+                folder = outputs.subdir(prefix.rstrip("/")) if prefix else None
+            except UnsafeSharePath:  # became a link since it was listed: not ours to enter
+                continue
+            current = folder or outputs
+            try:
+                entries = []
+                for entry in current.entries():
+                    examined += 1
+                    if examined > MAX_EXAMINED_ENTRIES:
+                        self.truncated = True
+                        break
+                    entries.append(entry)
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if entry.name.startswith("."):
+                        continue
+                    relative = prefix + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        # Layer files are thousands per build; they have their own route.
+                        if entry.name != PATHDATA_DIR and relative.count("/") < MAX_LISTED_DEPTH:
+                            pending.append(relative + "/")
+                    elif (
+                        entry.is_file(follow_symlinks=False)
+                        and entry.name.endswith(LISTED_SUFFIXES)
+                        and _listable(relative)
+                    ):
+                        if len(self.files) == MAX_LISTED_ARTIFACTS:
+                            self.truncated = True
+                            break
+                        self.files.append((relative, entry.stat(follow_symlinks=False).st_size))
+            finally:
+                if folder is not None:
+                    folder.close()
+
+
+def _platform_info(outputs: ShareDir, build_id: str) -> dict[str, Any]:
+    """platform_info.json of the outputs, or the answer that says why it cannot be sent."""
+    try:
+        raw = outputs.read_bytes(PLATFORM_INFO, max_bytes=PLATFORM_INFO_MAX_BYTES)
+    except FileNotFoundError:
+        raise no_results(build_id) from None
+    except UnsafeSharePath as exc:
+        raise refused(build_id, exc) from None
+    except ShareFileTooLarge as exc:
+        raise _unreadable(build_id, str(exc)) from None
+    name = outputs.rel(PLATFORM_INFO)
+    too_deep = f"{name} nests more than {PLATFORM_INFO_MAX_DEPTH} levels deep"
+    try:
+        platform_info = json.loads(raw)
+    except RecursionError:  # thousands of "[": deeper than the parser goes
+        raise _unreadable(build_id, too_deep) from None
+    except ValueError as exc:
+        raise _unreadable(build_id, f"{name} is not JSON: {exc}") from None
+    if not isinstance(platform_info, dict):
+        raise _unreadable(
+            build_id, f"{name} is a JSON {type(platform_info).__name__}, not an object"
+        )
+    if nests_deeper_than(platform_info, PLATFORM_INFO_MAX_DEPTH):
+        raise _unreadable(build_id, too_deep)
+    return platform_info
+
+
+def _unreadable(build_id: str, reason: str) -> ApiError:
+    log.error("results of build %s unreadable: %s", build_id, reason)
+    return ApiError(
+        500,
+        "Internal Server Error",
+        f"the results of build {build_id} cannot be read: {reason[:300]}",
+        kind="results-unreadable",
+        build_id=build_id,
+    )
 
 
 @bp.get("/api/builds/<path:build_id>/results")
@@ -239,11 +332,13 @@ def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
         },
         refusals=(
             NO_RESULTS,
+            SHARE_DENIED,
             CHANGING,
             problem(
                 500,
                 "results-unreadable",
-                description="platform_info.json is not a JSON object (the log says why).",
+                description="platform_info.json is not a JSON object, is larger than 64 MiB or "
+                "nests more than 64 levels deep; `detail` says which.",
             ),
         ),
     )
@@ -251,37 +346,22 @@ def _artifacts(outputs: ShareDir) -> Iterator[tuple[str, int]]:
 def build_results(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
     with open_outputs(build_id) as outputs:
+        platform_info = _platform_info(outputs, build_id)
         try:
-            raw = outputs.read_bytes(PLATFORM_INFO)
-        except FileNotFoundError:
-            raise no_results(build_id) from None
-        except UnsafeSharePath as exc:
-            raise refused(build_id, exc) from None
-        try:
-            platform_info = json.loads(raw)
-            if not isinstance(platform_info, dict):
-                raise ValueError(f"a JSON {type(platform_info).__name__}, not an object")
-        except ValueError as exc:
-            log.error("unreadable %s: %s", outputs.rel(PLATFORM_INFO), exc)
-            raise ApiError(
-                500,
-                "Internal Server Error",
-                f"the results of build {build_id} cannot be read",
-                kind="results-unreadable",
-            ) from None
-        try:
-            artifacts = [
-                ArtifactLink(path=relative, url=artifact_url(build_id, relative), size_bytes=size)
-                for relative, size in _artifacts(outputs)
-            ]
+            listing = _Listing(outputs)
             layer_count = len(layer_files(outputs))
         except FileNotFoundError:  # swapped out by a publish while listed
             raise results_changing(build_id) from None
+    artifacts = [
+        ArtifactLink(path=relative, url=artifact_url(build_id, relative), size_bytes=size)
+        for relative, size in listing.files
+    ]
     return jsonify(
         ResultsResponse(
             build_id=build_id,
             platform_info=platform_info,
             artifacts=artifacts,
+            artifacts_truncated=listing.truncated,
             layers_url=f"/api/builds/{build_id}/layers",
             layer_count=layer_count,
             latest_job=_job_view(service().store.latest_for_build(build_id)),

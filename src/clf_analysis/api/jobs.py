@@ -10,6 +10,8 @@ from flask import Blueprint, Response, json, jsonify, request
 from pydantic import ValidationError
 
 from clf_analysis.abp.discovery import BuildNotFound, BuildRefused, find_build_package
+from clf_analysis.abp.errors import ShareAccessDenied
+from clf_analysis.api.artifacts import SHARE_DENIED, denied
 from clf_analysis.api.contract import Header, Link, Operation, Parameter, Reply, declare, problem
 from clf_analysis.api.errors import ApiError, validation_problem
 from clf_analysis.api.models import (
@@ -150,7 +152,7 @@ JOB_HEADERS = {
             AnalyzeRequest, required=True, description="The build and the analysis parameters."
         ),
         replies={202: ACCEPTED},
-        refusals=(BUILD_NOT_FOUND, BUSY),
+        refusals=(BUILD_NOT_FOUND, SHARE_DENIED, BUSY),
     )
 )
 def analyze() -> Response:
@@ -172,7 +174,7 @@ def analyze() -> Response:
         parameters=(BUILD_ID, IDEMPOTENCY_KEY),
         body=json_body(BuildAnalyzeRequest, required=False, description="The analysis parameters."),
         replies={202: ACCEPTED},
-        refusals=(BUILD_NOT_FOUND, BUSY),
+        refusals=(BUILD_NOT_FOUND, SHARE_DENIED, BUSY),
     )
 )
 def analyze_build(build_id: str) -> Response:
@@ -192,6 +194,8 @@ def _submit(build_id: str, params: AnalysisParams) -> Response:
         # Checked before anything is stored, and find_build_package never creates anything:
         # the legacy service made an empty folder for every mistyped id.
         find_build_package(svc.settings.midas_base_path, build_id)
+    except ShareAccessDenied as exc:
+        raise denied(build_id, exc) from None
     except BuildNotFound as exc:
         # A refused link is named (share-relative), so the operator knows what to fix; a
         # missing build says where it was looked for (MIDAS_BASE_PATH, the operator's

@@ -12,6 +12,7 @@ from clf_analysis.api.artifacts import (
     CHANGING,
     IF_NONE_MATCH,
     NO_RESULTS,
+    SHARE_DENIED,
     UNSATISFIABLE,
     file_replies,
     open_outputs,
@@ -82,7 +83,7 @@ def layer_files(outputs: ShareDir) -> dict[float, str]:
                 },
             )
         },
-        refusals=(NO_RESULTS, CHANGING),
+        refusals=(NO_RESULTS, SHARE_DENIED, CHANGING),
     )
 )
 def list_layers(build_id: str) -> Response:
@@ -115,6 +116,7 @@ def list_layers(build_id: str) -> Response:
         refusals=(
             NO_RESULTS,
             problem(404, "layer-not-found", description="No layer file at that height."),
+            SHARE_DENIED,
             UNSATISFIABLE,
         ),
     )

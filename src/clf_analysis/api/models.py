@@ -244,6 +244,11 @@ class ResultsResponse(_Response):
     build_id: str
     platform_info: dict[str, Any]
     artifacts: list[ArtifactLink] = Field(description="Images and reports (not layer files).")
+    artifacts_truncated: bool = Field(
+        default=False,
+        description="True when `artifacts` was cut at 5,000 files (or 50,000 entries "
+        "examined): the output folder holds more than a run writes.",
+    )
     layers_url: str
     layer_count: int
     latest_job: JobView | None

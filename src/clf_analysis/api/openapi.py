@@ -6,7 +6,9 @@ that validate bodies and shape answers, the parameters that read queries and pat
 the refusals those declare. A route without a declaration is an error, not a gap.
 
 The description depends on the app's settings where the server does: with API_TOKEN set,
-POST and DELETE require the bearer token and list 401.
+POST and DELETE require the bearer token and list 401, without it they list the 403 of
+a cross-site browser request; with ALLOWED_HOSTS set, every operation lists the 400 of
+a Host that is not one of them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from clf_analysis.api.contract import (
     problem,
 )
 from clf_analysis.api.errors import PROBLEM_BASE, PROBLEM_MIME
-from clf_analysis.api.parsing import MUTATING_METHODS, UNAUTHORIZED
+from clf_analysis.api.parsing import CROSS_SITE, HOST_NOT_ALLOWED, MUTATING_METHODS, UNAUTHORIZED
 from clf_analysis.api.reference import render_reference
 from clf_analysis.api.service import EXTENSION_KEY, Service
 
@@ -86,8 +88,8 @@ are only ever added.
 Every route, besides what it lists: a method the path does not list answers 405 with
 `Allow`; an unknown path 404 "Endpoint not found"; what the HTTP server refuses before
 the app sees it (a malformed request 400, a request that does not arrive in time 408, a
-URI too long 414, headers too large 431) and an unexpected fault (500, an incident id
-only) are problem+json too.
+URI too long 414, headers too large 431, too many connections of one address waiting
+503) and an unexpected fault (500, an incident id only) are problem+json too.
 """
 
 
@@ -149,6 +151,7 @@ class _Document:
         self.app = app
         svc: Service = app.extensions[EXTENSION_KEY]
         self.api_token = bool(svc.settings.api_token)
+        self.hosts_checked = "*" not in svc.settings.allowed_hosts
         self.operation_ids = {
             rule.endpoint: _operation_id(rule, method) for rule, method in _operations(app)
         }
@@ -224,6 +227,10 @@ class _Document:
         if method in MUTATING_METHODS and self.api_token:
             spec["security"] = [{"bearer": []}]
             refusals.append(UNAUTHORIZED)
+        elif method in MUTATING_METHODS:
+            refusals.append(CROSS_SITE)
+        if self.hosts_checked:
+            refusals.append(HOST_NOT_ALLOWED)
         answers: dict[int, dict[str, Any]] = {
             status: self.reply(reply) for status, reply in op.replies.items()
         }

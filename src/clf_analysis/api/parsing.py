@@ -1,4 +1,5 @@
-"""Reading requests at the edge: JSON bodies, build ids, query numbers, the API token.
+"""Reading requests at the edge: JSON bodies, build ids, query numbers, the API token,
+the Host a request names and the site a browser request comes from.
 
 Each function either returns a clean value or raises ApiError — so that no malformed
 input ever reaches a handler body, and none can turn into a 500.
@@ -7,6 +8,7 @@ input ever reaches a handler body, and none can turn into a 500.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from clf_analysis.abp.errors import InvalidBuildId
 from clf_analysis.api.contract import Body, Header, Parameter, problem
 from clf_analysis.api.errors import ApiError, ClientTooSlow
 from clf_analysis.api.service import service
+from clf_analysis.config import Settings
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IDEMPOTENCY_KEY_MAX = 200
@@ -33,6 +36,18 @@ _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
 INVALID_QUERY = problem(400, "invalid-query", description="A query parameter is refused.")
 INVALID_BUILD_ID = problem(
     400, "invalid-build-id", description="The build id is not a plain folder name."
+)
+CROSS_SITE = problem(
+    403,
+    "cross-site-request",
+    description="API_TOKEN is not set and a browser sent this request for a page of another "
+    "site: an `Origin` that is neither in CORS_ORIGINS nor the service's own, or "
+    "`Sec-Fetch-Site: cross-site` (or `same-site`) without an `Origin`.",
+)
+HOST_NOT_ALLOWED = problem(
+    400,
+    "host-not-allowed",
+    description="The Host header names none of ALLOWED_HOSTS (nor an IP address or localhost).",
 )
 UNAUTHORIZED = problem(
     401,
@@ -85,10 +100,12 @@ def _is_json_mimetype(mimetype: str) -> bool:
 def json_object_body(*, required: bool) -> dict[str, Any]:
     """The request body as a JSON object; {} for an empty optional body.
 
-    A missing Content-Type is read as JSON (legacy scripts posted without one). An explicit
-    non-JSON type is refused with 415 whatever the body, an empty one included: a web page
-    can send text and form types cross-site without a preflight, so honouring them would
-    let any page start analyses.
+    A body needs a JSON Content-Type; only a request with neither body nor Content-Type
+    is read as no body (legacy scripts post that way). Any other type is refused with
+    415 whatever the body, an empty one included, and so is a body without a type: a web
+    page can send text and form types cross-site without a preflight, and a Blob of no
+    type without any Content-Type at all, so honouring them would let any page start
+    analyses.
     """
     mimetype = request.mimetype
     if mimetype and not _is_json_mimetype(mimetype):
@@ -107,6 +124,13 @@ def json_object_body(*, required: bool) -> dict[str, Any]:
     raw = _body_bytes()
     if len(raw) > limit:
         raise too_large
+    if raw and not mimetype:
+        raise ApiError(
+            415,
+            "Unsupported Media Type",
+            "a request body needs Content-Type: application/json",
+            kind="unsupported-content-type",
+        )
     if not raw.strip():
         if required:
             raise ApiError(
@@ -227,8 +251,8 @@ def json_body(model: type[BaseModel], *, required: bool, description: str) -> Bo
             problem(
                 415,
                 "unsupported-content-type",
-                description="A Content-Type other than application/json or application/*+json "
-                "(none at all is read as JSON).",
+                description="A Content-Type other than application/json or application/*+json, "
+                "or a body without a Content-Type.",
             ),
             problem(
                 422, "validation-error", description="Fields are refused; `errors` names each."
@@ -252,6 +276,91 @@ def idempotency_key() -> str | None:
             kind="invalid-idempotency-key",
         )
     return key
+
+
+def check_host(allowed: tuple[str, ...]) -> None:
+    """The Host header must name the service: one of ALLOWED_HOSTS ("*": any), an IP
+    address or localhost, else 400.
+
+    A page whose own name was made to resolve to the service's address (DNS rebinding)
+    is same-origin with it to the browser, which then sends that name as the Host: only
+    a list of the service's names tells such a request apart. An IP address or localhost
+    cannot be rebound, so they are always taken (health checks use them).
+    """
+    if "*" in allowed:
+        return
+    host = request.host
+    name = _host_name(host)
+    if name == "localhost" or _is_ip_address(name) or name in {h.lower() for h in allowed}:
+        return
+    raise ApiError(
+        400,
+        "Bad Request",
+        f"Host {host[:100]!r} is not a name of this service (ALLOWED_HOSTS)",
+        kind="host-not-allowed",
+    )
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host value, without port and trailing dot ("[::1]:6300" → "::1")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_cross_site(settings: Settings) -> None:
+    """Without API_TOKEN, refuse (403) a mutating request a browser sends for a page of
+    another site; scripts and tools, which send neither Origin nor Sec-Fetch-Site, pass.
+
+    A browser names the page's origin in `Origin` on every cross-origin POST or DELETE,
+    and `Sec-Fetch-Site` says how it relates to the service; a page cannot set either. An
+    origin in CORS_ORIGINS, or the service's own (`Sec-Fetch-Site: same-origin`, or an
+    Origin naming the Host the request was sent to: the viewer at /ui/), is accepted. With
+    API_TOKEN set the token protects these routes: a page cannot send it cross-site.
+    """
+    if settings.api_token or request.method not in MUTATING_METHODS:
+        return
+    origin = request.headers.get("Origin")
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if origin is None:
+        if fetch_site in ("", "same-origin", "none"):
+            return
+        reason = f"Sec-Fetch-Site: {fetch_site[:40]} and no Origin"
+    else:
+        origin = origin.strip()
+        if fetch_site == "same-origin" or _allowed_origin(origin, settings.cors_origins):
+            return
+        reason = f"Origin {origin[:100]!r}"
+    raise ApiError(
+        403,
+        "Forbidden",
+        f"cross-site request refused ({reason}): only pages of CORS_ORIGINS or of the "
+        "service itself may submit or cancel analyses",
+        kind="cross-site-request",
+    )
+
+
+def _allowed_origin(origin: str, allowed: tuple[str, ...]) -> bool:
+    normalised = origin.lower().rstrip("/")
+    if "*" in allowed or normalised in {o.lower().rstrip("/") for o in allowed}:
+        return True
+    # The service's own origin: the page was loaded from the Host this request went to.
+    scheme, separator, authority = normalised.partition("://")
+    own = request.host.strip().lower()
+    return (
+        bool(separator)
+        and scheme in ("http", "https")
+        and authority in (own, own.removesuffix(":80"), own.removesuffix(":443"))
+    )
 
 
 def check_api_token(token: str | None) -> None:

@@ -272,6 +272,7 @@ def _run_gunicorn(
 
     class HttpWorker(ApiThreadWorker):
         read_timeout = settings.request_read_timeout
+        send_timeout = settings.response_send_timeout
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

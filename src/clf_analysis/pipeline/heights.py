@@ -15,6 +15,9 @@ from clf_analysis.layout import MM_DECIMALS, mm
 # a layer is listed; denser samples would only repeat near-identical entries.
 LEGACY_SAMPLE_STEP_MM = 2.0
 LEGACY_SAMPLE_WINDOW_MM = 1.0
+# Holes views drawn at most on the `holes_interval` grid of one run (each is a plate
+# image): 0.5 mm up a 400 mm build would be 801. Past this, every k-th height is drawn.
+MAX_HOLE_VIEWS = 400
 
 
 def layer_grid(thickness: float, top: float) -> np.ndarray:
@@ -50,14 +53,48 @@ def clean_platform_heights(top: float, requested: Iterable[float] | None = None)
     return every(5.0, 1.0, top) if top >= 1.0 else []
 
 
+def hole_view_step(top: float, interval: float) -> int:
+    """Every how many heights of the `interval` grid from 0 to `top` a holes view is
+    drawn: 1, or the fewest that keeps the views at MAX_HOLE_VIEWS."""
+    return max(1, math.ceil(len(every(interval, 0.0, top)) / MAX_HOLE_VIEWS))
+
+
+def hole_view_interval(top: float, interval: float) -> float:
+    """The interval the holes views are drawn at: `interval`, or a multiple of it."""
+    step = hole_view_step(top, interval)
+    return interval if step == 1 else mm(interval * step)
+
+
 def hole_view_heights(
-    top: float, interval: float, requested: Iterable[float] | None = None
+    top: float,
+    interval: float,
+    requested: Iterable[float] | None = None,
+    *,
+    capped: bool = True,
 ) -> list[float]:
-    """Heights of the holes views: every `interval` mm from 0 to the top, plus requested ones."""
-    heights = set(every(interval, 0.0, top))
+    """Heights of the holes views: every `interval` mm from 0 to the top, plus requested ones.
+
+    `capped`: every `hole_view_step`-th height of the grid only, so that the heights
+    drawn are always heights of the full grid (which the file passes take shapes at).
+    """
+    grid = every(interval, 0.0, top)
+    heights = set(grid[:: hole_view_step(top, interval)] if capped else grid)
     if requested is not None:
         heights.update(mm(h) for h in requested)
     return sorted(heights)
+
+
+def hole_view_warnings(top: float, interval: float) -> list[str]:
+    """What a run says when it draws fewer holes views than `interval` asks for."""
+    step = hole_view_step(top, interval)
+    if step == 1:
+        return []
+    asked = len(every(interval, 0.0, top))
+    return [
+        f"holes_interval {interval:g} mm from 0 to {top:g} mm asks for {asked} holes views, "
+        f"more than {MAX_HOLE_VIEWS}: drawn every {hole_view_interval(top, interval):g} mm instead "
+        f"({len(every(interval, 0.0, top)[::step])} views)"
+    ]
 
 
 def legacy_sample_candidates(zs: np.ndarray) -> np.ndarray:

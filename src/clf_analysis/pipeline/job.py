@@ -79,6 +79,7 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
         max_members=settings.archive_max_members,
         max_total_uncompressed=settings.archive_max_total_bytes,
         max_ratio=settings.archive_max_ratio,
+        max_package_size=settings.archive_max_package_bytes,
     )
 
 

@@ -119,7 +119,8 @@ def build_platform_info(
         },
         "combined_identifier_view": images.combined_identifier_view,
         "holes_views_interval": {
-            "interval_mm": params.holes_interval,
+            # The interval drawn: wider than asked when that made too many views.
+            "interval_mm": H.hole_view_interval(top, params.holes_interval),
             "total_views": len(holes_views),
             "height_range": [0.0, mm(top)],
             "total_holes_across_all_views": sum(
@@ -149,7 +150,7 @@ def build_platform_info(
         "layer_stats": [ls.to_dict() for ls in layer_stats],
         "invalid_loops": invalid,
         "invalid_loops_total": invalid_total,
-        "warnings": layers.warnings,
+        "warnings": [*layers.warnings, *H.hole_view_warnings(top, params.holes_interval)],
         "timings": timings,
     }
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clf_analysis.abp.errors import UnsafeSharePath
-from clf_analysis.abp.share import ShareDir
+from clf_analysis.abp.errors import ShareFileTooLarge, UnsafeSharePath
+from clf_analysis.abp.share import ShareDir, nests_deeper_than
 from clf_analysis.layout import (
     LOCK_FILE,
     OLD_PREFIX,
@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 RUN_LOG_LOCK = f"{RUN_LOG}.lock"
 RUN_LOG_KEY = "clf_analysis"
 RUN_LOG_DESCRIPTION = "CLF analysis and platform path processing"
+# The run log grows by a few hundred bytes a run of each service; a larger one (a sparse
+# file can claim gigabytes) is kept aside like an unreadable one rather than read.
+RUN_LOG_MAX_BYTES = 64 * 1024 * 1024
+# Deeper than a run log is (four levels), and shallow enough to write back: json.dumps
+# recurses, and fails on a log nested a thousand levels deep.
+RUN_LOG_MAX_DEPTH = 64
 # Run ids are uuid4 hex: only folders named like this can be a dead run's leftovers.
 _LEFTOVER = re.compile(
     rf"^(?:{re.escape(TMP_PREFIX)}[0-9a-f]{{32}}(?:{re.escape(SPOOL_SUFFIX)})?"
@@ -81,13 +87,20 @@ def _leftovers(build: ShareDir, prefix: str) -> list[str]:
 
 
 def remove_stale_temp_dirs(build: ShareDir, keep: str | None = None) -> list[str]:
-    """Delete temp/old output folders of runs that died; returns the names removed."""
+    """Delete temp/old output folders of runs that died; returns the names removed.
+
+    Best effort: a leftover that cannot be deleted now is left for a later run and
+    never fails this one (whatever is in it: someone may have filled it meanwhile).
+    """
     removed = []
     for name in _leftovers(build, TMP_PREFIX) + _leftovers(build, OLD_PREFIX):
         if name == keep:
             continue
-        with contextlib.suppress(OSError, UnsafeSharePath):
+        try:
             build.rmtree(name)
+        except Exception as exc:
+            log.warning("leftover %s not removed: %s", build.rel(name), build.shown(str(exc)))
+            continue
         removed.append(name)
     return removed
 
@@ -171,10 +184,12 @@ def swap_into_place(build: ShareDir, new_name: str, run_id: str) -> None:
     else:
         build.rename(OUTPUT_DIR, old)
         build.rename(new_name, OUTPUT_DIR)
+    # The new results are live: nothing from here on may fail the run. What cannot be
+    # deleted now is a leftover the next run's cleanup deletes.
     try:
         build.rmtree(old)
-    except (OSError, UnsafeSharePath) as exc:
-        log.warning("previous results %s not removed: %s", build.rel(old), exc)
+    except Exception as exc:
+        log.warning("previous results %s not removed: %s", build.rel(old), build.shown(str(exc)))
 
 
 def record_run(
@@ -191,9 +206,10 @@ def record_run(
 
     Written to a temp file and renamed, under `processes_run.json.lock`: an flock, the
     same lock the `filelock` package takes on Unix, so writers using it still exclude us.
-    A log that cannot be read — not JSON, or not a regular file (a link, a folder) — is
-    renamed aside (its new name is returned) rather than reset or followed: it may hold
-    another service's history.
+    A log that cannot be read — not JSON, nested too deep to parse, larger than
+    RUN_LOG_MAX_BYTES, or not a regular file (a link, a folder) — is renamed aside (its
+    new name is returned) rather than reset or followed: it may hold another service's
+    history.
     """
 
     def busy() -> BuildLocked:
@@ -209,13 +225,15 @@ def record_run(
     with locked_file(build, RUN_LOG_LOCK, policy, busy):
         data: dict[str, object] = {}
         try:
-            loaded = json.loads(build.read_bytes(RUN_LOG))
+            loaded = json.loads(build.read_bytes(RUN_LOG, max_bytes=RUN_LOG_MAX_BYTES))
             if not isinstance(loaded, dict):
                 raise ValueError("top level is not an object")
+            if nests_deeper_than(loaded, RUN_LOG_MAX_DEPTH):
+                raise ValueError(f"nested more than {RUN_LOG_MAX_DEPTH} levels deep")
             data = loaded
         except FileNotFoundError:
             pass
-        except (ValueError, UnicodeDecodeError, UnsafeSharePath) as exc:
+        except (ValueError, RecursionError, UnsafeSharePath, ShareFileTooLarge) as exc:
             kept_aside = f"{RUN_LOG}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{run_id}"
             build.rename(RUN_LOG, kept_aside)
             log.warning("%s was unreadable (%s); kept as %s", build.rel(RUN_LOG), exc, kept_aside)

@@ -29,7 +29,13 @@ from clf_analysis.abp.discovery import (
     package_in,
     resolve_package_link,
 )
-from clf_analysis.abp.errors import BuildError, BuildNotFound, BuildRefused, UnsafeSharePath
+from clf_analysis.abp.errors import (
+    BuildError,
+    BuildNotFound,
+    BuildRefused,
+    ShareAccessDenied,
+    UnsafeSharePath,
+)
 from clf_analysis.abp.exclusions import Exclusions, load_exclusions
 from clf_analysis.abp.share import BuildFolder, ShareDir, share_relative
 from clf_analysis.clf.lookup import layer_indices
@@ -222,6 +228,8 @@ def _share_refusals(stage: str) -> Iterator[None]:
         yield
     except (BuildRefused, UnsafeSharePath) as exc:
         raise AnalysisError(str(exc), stage=stage, kind="unsafe_share") from exc
+    except ShareAccessDenied as exc:
+        raise AnalysisError(str(exc), stage=stage, kind="share_access_denied") from exc
     except BuildNotFound as exc:
         raise AnalysisError(str(exc), stage=stage, kind="not_found") from exc
 
@@ -248,12 +256,35 @@ def run(
     Every path of the build is opened relative to the build folder without following a
     link (`clf_analysis.abp.share`); outputs go to `<folder>/clf_analysis` only.
     """
-    options = options or RunOptions()
+    tracker = ProgressTracker(progress)
+    try:
+        return _run(build, params, midas_base_path, options or RunOptions(), tracker, is_cancelled)
+    except (AnalysisError, AnalysisCancelled):
+        raise
+    except Exception as exc:
+        # Whatever nobody foresaw still fails the run with a problem naming the stage: a
+        # bare exception reaches the job as its type name only.
+        log.exception("analysis of %s failed", build)
+        text = f"{type(exc).__name__}: {exc}"
+        if midas_base_path is not None:
+            for base in {str(midas_base_path), str(Path(midas_base_path).resolve())}:
+                if base.rstrip("/"):  # never "/" itself: every path would lose its root
+                    text = text.replace(base.rstrip("/") + "/", "")
+        raise AnalysisError(text, stage=tracker.current_stage, kind="internal") from exc
+
+
+def _run(
+    build: str | Path,
+    params: AnalysisParams,
+    midas_base_path: Path | None,
+    options: RunOptions,
+    tracker: ProgressTracker,
+    is_cancelled: Callable[[], bool],
+) -> RunResult:
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     # Unique per attempt: a retried job must not share a temp directory with a lost one.
     run_id = uuid.uuid4().hex
-    tracker = ProgressTracker(progress)
     tracker.stage("prepare", "locating the build package")
     folder, package_name = locate_build(build, midas_base_path)
     build_id = folder.name
@@ -588,5 +619,7 @@ def _warnings(results: list[FilePassResult]) -> list[str]:
 def _snapshot_heights(params: AnalysisParams) -> tuple[float, ...]:
     """Heights whose shapes the image stage may draw, before the build's top is known."""
     heights = set(H.clean_platform_heights(MAX_HEIGHT_MM, params.clean_platform_heights))
-    heights.update(H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights))
+    heights.update(
+        H.hole_view_heights(MAX_HEIGHT_MM, params.holes_interval, params.hole_heights, capped=False)
+    )
     return tuple(sorted(heights))
