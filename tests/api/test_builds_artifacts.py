@@ -8,7 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+
+from clf_analysis.abp.share import ShareDir
+from clf_analysis.api.artifacts import READ_ATTEMPTS, read_outputs
+from clf_analysis.api.errors import ApiError
 
 from .conftest import assert_problem
 from .runners import LAYER_HEIGHTS, LAYER_POINTS, write_fake_results
@@ -296,3 +301,46 @@ def test_artifact_ranges_and_revalidation_still_work(client: FlaskClient, result
     assert part.get_data() == full.get_data()[:10]
     assert part.headers["Content-Range"] == f"bytes 0-9/{len(full.get_data())}"
     assert client.get(url, headers={"If-None-Match": full.headers["ETag"]}).status_code == 304
+
+
+def _swap_in_new_results(build: Path, marker: str) -> None:
+    """What a publish does: the new folder takes the live name, the old one is deleted."""
+    new = build / "clf_analysis.tmp-new"
+    shutil.copytree(build / "clf_analysis", new)
+    (new / "platform_info.json").write_text(json.dumps({"run": marker}))
+    os.rename(build / "clf_analysis", build / "clf_analysis.old-x")
+    os.rename(new, build / "clf_analysis")
+    shutil.rmtree(build / "clf_analysis.old-x")
+
+
+def test_a_read_that_meets_a_publish_starts_over_on_the_new_results(
+    app: Flask, results: Path
+) -> None:
+    seen: list[str] = []
+
+    def read(outputs: ShareDir) -> str:
+        if not seen:
+            # The folder this attempt opened goes away under it, as in a publish.
+            _swap_in_new_results(results.parent, "second")
+        seen.append("attempt")
+        return json.loads(outputs.read_bytes("platform_info.json"))["run"]
+
+    with app.test_request_context():
+        assert read_outputs("271360", read) == "second"
+    assert len(seen) == 2
+
+
+def test_a_read_that_keeps_meeting_publishes_is_a_results_changing_problem(
+    app: Flask, results: Path
+) -> None:
+    attempts: list[int] = []
+
+    def read(outputs: ShareDir) -> bytes:
+        attempts.append(1)
+        _swap_in_new_results(results.parent, f"run {len(attempts)}")
+        return outputs.read_bytes("platform_info.json")
+
+    with app.test_request_context(), pytest.raises(ApiError) as raised:
+        read_outputs("271360", read)
+    assert raised.value.kind == "results-changing"
+    assert len(attempts) == READ_ATTEMPTS

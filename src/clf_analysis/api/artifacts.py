@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import PurePosixPath
+from typing import TypeVar
 from urllib.parse import quote
 
 from flask import Blueprint, Response, request, send_file
@@ -185,6 +186,28 @@ def open_outputs(build_id: str) -> Iterator[ShareDir]:
         raise denied(build_id, exc) from None
     finally:
         build.close()
+
+
+# A publish replaces the whole folder with one rename, so a read that finds files of the
+# folder it opened gone can start over on the new folder, which is complete. The third
+# such miss in a row is reported (results-changing) rather than tried forever.
+READ_ATTEMPTS = 3
+_Read = TypeVar("_Read")
+
+
+def read_outputs(build_id: str, read: Callable[[ShareDir], _Read]) -> _Read:
+    """`read(outputs)` on the live results, started again when a publish swapped them."""
+    for _ in range(READ_ATTEMPTS - 1):
+        with open_outputs(build_id) as outputs:
+            try:
+                return read(outputs)
+            except FileNotFoundError:
+                continue
+    with open_outputs(build_id) as outputs:
+        try:
+            return read(outputs)
+        except FileNotFoundError:
+            raise results_changing(build_id) from None
 
 
 def artifact_path(relative: str) -> str:

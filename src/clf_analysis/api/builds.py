@@ -36,9 +36,8 @@ from clf_analysis.api.artifacts import (
     SHARE_DENIED,
     artifact_url,
     no_results,
-    open_outputs,
+    read_outputs,
     refused,
-    results_changing,
 )
 from clf_analysis.api.contract import Header, Link, Operation, Reply, declare, problem
 from clf_analysis.api.errors import ApiError
@@ -345,13 +344,11 @@ def _unreadable(build_id: str, reason: str) -> ApiError:
 )
 def build_results(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
-    with open_outputs(build_id) as outputs:
-        platform_info = _platform_info(outputs, build_id)
-        try:
-            listing = _Listing(outputs)
-            layer_count = len(layer_files(outputs))
-        except FileNotFoundError:  # swapped out by a publish while listed
-            raise results_changing(build_id) from None
+
+    def read(outputs: ShareDir) -> tuple[dict[str, Any], _Listing, int]:
+        return _platform_info(outputs, build_id), _Listing(outputs), len(layer_files(outputs))
+
+    platform_info, listing, layer_count = read_outputs(build_id, read)
     artifacts = [
         ArtifactLink(path=relative, url=artifact_url(build_id, relative), size_bytes=size)
         for relative, size in listing.files
@@ -407,7 +404,9 @@ def build_results(build_id: str) -> Response:
 def build_report_pdf(build_id: str) -> Response:
     build_id = build_id_arg(build_id)
     settings = service().settings
-    with open_outputs(build_id) as outputs:
+    plate = Plate(settings.plate_size_mm, settings.plate_px_per_mm)
+
+    def draw(outputs: ShareDir) -> tuple[str, bytes | None]:
         try:
             info = outputs.lstat(PLATFORM_INFO)
         except UnsafeSharePath as exc:
@@ -417,15 +416,9 @@ def build_report_pdf(build_id: str) -> Response:
         # The results' version: a new run publishes a new platform_info.json.
         etag = f"report-{info.st_mtime_ns:x}-{info.st_size:x}-{info.st_ino:x}"
         if request.if_none_match.contains(etag):
-            response = Response(status=304)
-            response.set_etag(etag)
-            return response
+            return etag, None
         try:
-            pdf = build_report(
-                outputs.read_bytes, Plate(settings.plate_size_mm, settings.plate_px_per_mm)
-            )
-        except FileNotFoundError:  # listed files swapped out by a publish while read
-            raise results_changing(build_id) from None
+            return etag, build_report(outputs.read_bytes, plate)
         except UnsafeSharePath as exc:
             raise refused(build_id, exc) from None
         except ReportError as exc:
@@ -436,6 +429,12 @@ def build_report_pdf(build_id: str) -> Response:
                 f"the results of build {build_id} cannot be read",
                 kind="results-unreadable",
             ) from None
+
+    etag, pdf = read_outputs(build_id, draw)
+    if pdf is None:
+        response = Response(status=304)
+        response.set_etag(etag)
+        return response
     response = Response(pdf, mimetype="application/pdf")
     response.set_etag(etag)
     response.headers["Content-Disposition"] = f'inline; filename="{build_id}_build_report.pdf"'
